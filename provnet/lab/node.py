@@ -1,0 +1,429 @@
+"""One system container per lab device: netns + overlayfs root + systemd as PID 1.
+
+Layout of a node's state (``<state_dir>/nodes/<name>/``)::
+
+    upper/ work/   overlayfs upper and work directories (the node's own changes)
+    merged/        the overlay mount: the node's root filesystem
+    pid            "<nspawn pid> <its start time>" of the supervising systemd-nspawn
+    leader         "<pid> <start time>" of the container's PID 1 (systemd), host view
+    console.log    the container's console (systemd's boot messages)
+
+The container is started with ``systemd-nspawn --register=no --keep-unit`` (this
+host runs no systemd, so nothing may be registered with machined or put in a
+scope unit), inside a pre-made network namespace ``/run/netns/<netns>`` so the
+lab's wiring code can plug veths into it before or after boot.  nspawn's default
+capability set already lacks CAP_SYS_TIME and CAP_SYS_MODULE; CAP_SYS_BOOT is
+dropped explicitly (systemd in a container then just exits at poweroff).
+
+Processes are only ever signalled by recorded PID, after checking the PID still
+belongs to the same process (start time); never by name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from provnet.lab.paths import state_root
+
+NETNS_PREFIX = "pvl-"
+NSPAWN = "systemd-nspawn"
+#: Capabilities a node must never hold (they would reach the host).
+FORBIDDEN_CAPS: tuple[str, ...] = ("CAP_SYS_TIME", "CAP_SYS_MODULE", "CAP_SYS_BOOT")
+#: nspawn's defaults minus FORBIDDEN_CAPS, plus what routers need in their own netns.
+EXTRA_CAPS: tuple[str, ...] = ("CAP_NET_ADMIN",)
+NODE_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "TERM": "dumb",
+}
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Node:
+    """Where a node's state lives on the host."""
+
+    name: str
+    state_dir: Path
+
+    @property
+    def netns(self) -> str:
+        """Name of the node's network namespace (``/run/netns/<netns>``)."""
+        return NETNS_PREFIX + self.name
+
+    @property
+    def netns_path(self) -> Path:
+        """Path of the node's network namespace file."""
+        return Path("/run/netns") / self.netns
+
+    @property
+    def dir(self) -> Path:
+        """The node's state directory."""
+        return self.state_dir / "nodes" / self.name
+
+    @property
+    def upper(self) -> Path:
+        """overlayfs upper directory (the node's writes)."""
+        return self.dir / "upper"
+
+    @property
+    def work(self) -> Path:
+        """overlayfs work directory."""
+        return self.dir / "work"
+
+    @property
+    def merged(self) -> Path:
+        """The node's root filesystem (overlay mount point)."""
+        return self.dir / "merged"
+
+    @property
+    def pid_file(self) -> Path:
+        """Record of the supervising nspawn process."""
+        return self.dir / "pid"
+
+    @property
+    def leader_file(self) -> Path:
+        """Record of the container's PID 1 (host PID)."""
+        return self.dir / "leader"
+
+    @property
+    def log_file(self) -> Path:
+        """The container's console log."""
+        return self.dir / "console.log"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Outcome of :func:`wait_ready`."""
+
+    state: str
+    failed_units: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when the node booted (running or degraded)."""
+        return self.state in ("running", "degraded")
+
+
+def node(name: str, state_dir: Path | None = None) -> Node:
+    """Return the :class:`Node` for ``name`` (validated) under ``state_dir``."""
+    if not _NAME_RE.match(name):
+        raise ValueError(f"invalid node name {name!r}: use lowercase letters, digits and '-'")
+    return Node(name, Path(state_dir) if state_dir else state_root())
+
+
+# --- processes, identified by PID + start time ---------------------------------
+
+
+def _start_time(pid: int) -> int | None:
+    """Return the start time (clock ticks since boot) of ``pid``, None if gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def _read_record(path: Path) -> tuple[int, int] | None:
+    """Read a "<pid> <start time>" record."""
+    try:
+        pid, start = path.read_text().split()
+        return int(pid), int(start)
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(record: tuple[int, int] | None) -> bool:
+    """True when the recorded process still exists and is the same process."""
+    if record is None:
+        return False
+    _reap(record[0])
+    return _start_time(record[0]) == record[1]
+
+
+def _reap(pid: int) -> None:
+    """Collect ``pid`` if it is our own exited child (so it doesn't linger as a zombie)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _signal(record: tuple[int, int] | None, sig: int) -> None:
+    """Send ``sig`` to the recorded process if it is still the same process."""
+    if _alive(record):
+        assert record is not None
+        try:
+            os.kill(record[0], sig)
+        except ProcessLookupError:
+            pass
+
+
+def _children(pid: int) -> list[int]:
+    """Return the child PIDs of ``pid``."""
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def _ns_pid(pid: int) -> list[int]:
+    """Return the NSpid line of ``pid`` (its PID in each nested PID namespace)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("NSpid:"):
+                return [int(x) for x in line.split()[1:]]
+    except OSError:
+        pass
+    return []
+
+
+# --- namespaces and mounts -----------------------------------------------------
+
+
+def ensure_netns(n: Node) -> None:
+    """Create the node's network namespace if missing, with loopback up."""
+    if not n.netns_path.exists():
+        subprocess.run(["ip", "netns", "add", n.netns], check=True)
+    subprocess.run(["ip", "-n", n.netns, "link", "set", "lo", "up"], check=True)
+
+
+def is_mounted(path: Path) -> bool:
+    """True when ``path`` is a mount point (per /proc/self/mounts)."""
+    target = str(path)
+    with open("/proc/self/mounts") as handle:
+        return any(line.split()[1] == target for line in handle)
+
+
+def mount_overlay(n: Node, image: Path) -> None:
+    """Mount the node's overlay root (lower = image) unless already mounted."""
+    for path in (n.upper, n.work, n.merged):
+        path.mkdir(parents=True, exist_ok=True)
+    if is_mounted(n.merged):
+        return
+    opts = f"lowerdir={image},upperdir={n.upper},workdir={n.work}"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(n.merged)], check=True)
+
+
+def _personalise(n: Node, hostname: str) -> None:
+    """Write the node's hostname and a machine-id of its own (in the upper layer)."""
+    (n.merged / "etc/hostname").write_text(hostname + "\n")
+    machine_id = n.merged / "etc/machine-id"
+    if not machine_id.read_text().strip():
+        machine_id.write_text(uuid.uuid4().hex + "\n")
+
+
+# --- lifecycle -----------------------------------------------------------------
+
+
+def nspawn_argv(n: Node, hostname: str) -> list[str]:
+    """Return the systemd-nspawn command line that boots node ``n``."""
+    return [
+        NSPAWN,
+        "--quiet",
+        "--register=no",
+        "--keep-unit",
+        f"--network-namespace-path={n.netns_path}",
+        f"--directory={n.merged}",
+        f"--machine={n.name}",
+        f"--hostname={hostname}",
+        "--resolv-conf=off",
+        "--timezone=off",
+        "--link-journal=no",
+        "--console=read-only",
+        f"--capability={','.join(EXTRA_CAPS)}",
+        f"--drop-capability={','.join(FORBIDDEN_CAPS)}",
+        "--boot",
+    ]
+
+
+def start(name: str, image: Path, state_dir: Path, hostname: str) -> int:
+    """Boot node ``name`` from ``image``; return the host PID of its PID 1 (systemd).
+
+    Idempotent: a node already running is left alone and its PID 1 returned.
+    """
+    n = node(name, state_dir)
+    if is_running(name, state_dir):
+        record = _read_record(n.leader_file)
+        assert record is not None
+        return record[0]
+    ensure_netns(n)
+    mount_overlay(n, image)
+    _personalise(n, hostname)
+    with open(n.log_file, "ab") as log:
+        proc = subprocess.Popen(
+            nspawn_argv(n, hostname),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    start_time = _start_time(proc.pid)
+    n.pid_file.write_text(f"{proc.pid} {start_time}\n")
+    leader = _find_leader(proc, n)
+    n.leader_file.write_text(f"{leader} {_start_time(leader)}\n")
+    return leader
+
+
+def _find_leader(proc: subprocess.Popen[bytes], n: Node, timeout: float = 30.0) -> int:
+    """Wait for nspawn to fork the container's PID 1 and return its host PID."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = n.log_file.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"systemd-nspawn for {n.name} exited ({proc.returncode}):\n{tail}")
+        for child in _children(proc.pid):
+            nspid = _ns_pid(child)
+            if len(nspid) >= 2 and nspid[-1] == 1:
+                return child
+        time.sleep(0.02)
+    raise TimeoutError(f"{n.name}: container PID 1 did not appear within {timeout} s")
+
+
+def leader_pid(name: str, state_dir: Path) -> int:
+    """Return the host PID of the running node's PID 1 (raises if not running)."""
+    n = node(name, state_dir)
+    record = _read_record(n.leader_file)
+    if not _alive(record):
+        raise RuntimeError(f"node {name} is not running")
+    assert record is not None
+    return record[0]
+
+
+def is_running(name: str, state_dir: Path) -> bool:
+    """True when the node's nspawn and its PID 1 are both alive."""
+    n = node(name, state_dir)
+    return _alive(_read_record(n.pid_file)) and _alive(_read_record(n.leader_file))
+
+
+def stop(name: str, state_dir: Path, timeout: float = 20.0) -> None:
+    """Power the node off and remove every trace of it (safe to call twice).
+
+    SIGRTMIN+4 asks the container's systemd for a clean poweroff; after
+    ``timeout`` seconds nspawn and the container's PID 1 are killed by PID.
+    Then the overlay is unmounted, the netns deleted and the state removed.
+    """
+    n = node(name, state_dir)
+    nspawn = _read_record(n.pid_file)
+    leader = _read_record(n.leader_file)
+    _signal(leader, signal.SIGRTMIN + 4)
+    if not _wait_gone([nspawn, leader], timeout):
+        _signal(nspawn, signal.SIGTERM)
+        if not _wait_gone([nspawn, leader], 5.0):
+            _signal(leader, signal.SIGKILL)  # PID 1 of a PID namespace: kills them all
+            _signal(nspawn, signal.SIGKILL)
+            _wait_gone([nspawn, leader], 5.0)
+    cleanup(n)
+
+
+def _wait_gone(records: list[tuple[int, int] | None], timeout: float) -> bool:
+    """Wait until none of the recorded processes is alive; return True if so."""
+    deadline = time.monotonic() + timeout
+    while any(_alive(r) for r in records):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def cleanup(n: Node) -> None:
+    """Unmount the node's root, delete its netns and remove its state directory."""
+    for _ in range(3):
+        if not is_mounted(n.merged):
+            break
+        if subprocess.run(["umount", str(n.merged)], stderr=subprocess.DEVNULL).returncode != 0:
+            subprocess.run(["umount", "-l", str(n.merged)], check=False)
+    if n.netns_path.exists():
+        subprocess.run(["ip", "netns", "delete", n.netns], check=False)
+    if n.dir.exists() and not is_mounted(n.merged):
+        subprocess.run(["rm", "-rf", "--one-file-system", str(n.dir)], check=True)
+
+
+def exec(  # noqa: A001 - the lab's verb
+    name: str,
+    argv: list[str],
+    state_dir: Path,
+    timeout: float | None = 60.0,
+    input: str | None = None,  # noqa: A002
+) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` inside the running node (all its namespaces and its root).
+
+    The command runs without the capabilities nodes must never hold.
+    """
+    pid = leader_pid(name, state_dir)
+    cmd = ["nsenter", "-t", str(pid), "-a", *_drop_caps_prefix(), "--", *argv]
+    return subprocess.run(
+        cmd, input=input, capture_output=True, text=True, timeout=timeout, env=NODE_ENV, check=False
+    )
+
+
+def _drop_caps_prefix() -> list[str]:
+    """``setpriv`` (inside the node) clearing FORBIDDEN_CAPS from the bounding set."""
+    caps = ",".join("-" + c.removeprefix("CAP_").lower() for c in FORBIDDEN_CAPS)
+    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
+
+
+def exec_argv(name: str, state_dir: Path) -> list[str]:
+    """Return the argv prefix that runs a command in the node (for interactive use)."""
+    return ["nsenter", "-t", str(leader_pid(name, state_dir)), "-a", *_drop_caps_prefix(), "--"]
+
+
+def wait_ready(name: str, state_dir: Path, timeout: float = 120.0) -> Readiness:
+    """Wait until the node's systemd finished booting; report its state and failed units."""
+    deadline = time.monotonic() + timeout
+    state = "unknown"
+    while time.monotonic() < deadline:
+        left = max(1.0, deadline - time.monotonic())
+        try:
+            proc = exec(name, ["systemctl", "is-system-running", "--wait"], state_dir, timeout=left)
+        except subprocess.TimeoutExpired:
+            break
+        state = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else "unknown"
+        if state in ("running", "degraded", "maintenance", "stopping"):
+            break
+        time.sleep(0.2)
+    return Readiness(state, failed_units(name, state_dir) if state != "unknown" else ())
+
+
+def failed_units(name: str, state_dir: Path) -> tuple[str, ...]:
+    """Return the names of the node's failed units."""
+    proc = exec(name, ["systemctl", "list-units", "--failed", "--plain", "--no-legend"], state_dir)
+    return tuple(line.split()[0] for line in proc.stdout.splitlines() if line.strip())
+
+
+def memory_pss(name: str, state_dir: Path) -> int:
+    """Return the summed PSS (bytes) of every process in the node's PID namespace."""
+    leader = leader_pid(name, state_dir)
+    pidns = os.readlink(f"/proc/{leader}/ns/pid")
+    total = 0
+    for proc_dir in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(proc_dir / "ns/pid") != pidns:
+                continue
+            for line in (proc_dir / "smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def have_nspawn() -> bool:
+    """True when systemd-nspawn is installed."""
+    return shutil.which(NSPAWN) is not None

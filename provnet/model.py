@@ -1,0 +1,382 @@
+"""The compiled model: one object holding the province, read by everything.
+
+:func:`compile_source` turns a validated :class:`provnet.sot.Source` into a
+:class:`Model` — sites, devices, interfaces, links, addresses and services.
+Consumers (Ansible plugin, renderer, lab, engine, tests, VC) read this model
+and never re-derive a fact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path
+from typing import Any, Literal
+
+from provnet import ipam, schema, sot
+from provnet.errors import InventoryError, Problem
+from provnet.ipam import PoolExhausted
+
+Level = Literal["dc", "district", "commune", "carrier"]
+ROUTER_ROLES = ("ce", "core", "firewall")
+
+
+@dataclass(frozen=True)
+class Interface:
+    """One data-plane interface of a node, on one L2 segment."""
+
+    name: str
+    segment: str
+    address: IPv4Interface | None = None
+
+
+@dataclass(frozen=True)
+class SipAccount:
+    """An endpoint's account at the DC registrar (password is a vault reference)."""
+
+    user: str
+    extension: str
+    domain: str
+    display_name: str
+    password_ref: str
+
+    @property
+    def aor(self) -> str:
+        return f"sip:{self.user}@{self.domain}"
+
+
+@dataclass(frozen=True)
+class Device:
+    """A managed device (or the carrier's PE, which is not managed)."""
+
+    hostname: str
+    role: str
+    platforms: tuple[str, ...]
+    level: Level
+    index: int
+    site: str | None = None
+    district: str | None = None
+    interfaces: tuple[Interface, ...] = ()
+    loopback: IPv4Address | None = None
+    asn: int | None = None
+    oob_address: IPv4Interface | None = None
+    management: Literal["oob", "inband"] = "oob"
+    sip: SipAccount | None = None
+
+    @property
+    def platform(self) -> str:
+        """The primary platform (first listed)."""
+        return self.platforms[0]
+
+    @property
+    def ansible_host(self) -> str:
+        """Where the controller reaches the device: out-of-band when the model has it."""
+        if self.management == "oob" and self.oob_address is not None:
+            return str(self.oob_address.ip)
+        if self.loopback is not None:
+            return str(self.loopback)
+        for iface in self.interfaces:
+            if iface.address is not None:
+                return str(iface.address.ip)
+        raise ValueError(f"{self.hostname} has no management address")
+
+    def interface(self, name: str) -> Interface:
+        return next(i for i in self.interfaces if i.name == name)
+
+
+@dataclass(frozen=True)
+class Lan:
+    """One VLAN of a site: its id, subnet and the CE's gateway address."""
+
+    name: str
+    vlan: int
+    subnet: IPv4Network
+    gateway: IPv4Interface
+
+
+@dataclass(frozen=True)
+class Site:
+    """A district or commune with its WAN circuit and LANs."""
+
+    id: int
+    code: str
+    name: str
+    slug: str
+    level: Literal["district", "commune"]
+    kind: str
+    district: str | None
+    circuit_id: str
+    contact_name: str
+    contact_phone: str
+    bandwidth_mbps: int
+    management: Literal["oob", "inband"]
+    asn: int
+    loopback: IPv4Address
+    wan: IPv4Network
+    wan_pe: IPv4Interface
+    wan_ce: IPv4Interface
+    lans: dict[str, Lan]
+    devices: tuple[str, ...]
+    oob_block: IPv4Network | None
+
+    @property
+    def prefixes(self) -> tuple[IPv4Network, ...]:
+        """What the site's CE announces: its loopback and LANs."""
+        return (IPv4Network(self.loopback),) + tuple(l.subnet for l in self.lans.values())
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An L2 segment: a WAN /31, a site VLAN or a DC zone, with its members."""
+
+    name: str
+    kind: Literal["wan", "lan", "dc"]
+    subnet: IPv4Network
+    members: tuple[tuple[str, str], ...]
+    vlan: int | None = None
+    switch: str | None = None
+    site: str | None = None
+
+
+@dataclass(frozen=True)
+class Link:
+    """A point-to-point cable (a veth pair in the lab) between two node interfaces."""
+
+    a: tuple[str, str]
+    b: tuple[str, str]
+    segment: str
+
+
+@dataclass(frozen=True)
+class Model:
+    """The compiled province."""
+
+    root: Path
+    name: str
+    code: int | None
+    production: bool
+    carrier_name: str
+    carrier_asn: int
+    dc_asn: int
+    sip_domain: str
+    sites: dict[str, Site]
+    devices: dict[str, Device]
+    pe: Device
+    segments: tuple[Segment, ...]
+    links: tuple[Link, ...]
+    services: dict[str, str]
+    oob_network: IPv4Network | None
+    controller_oob: IPv4Interface | None
+    dc_prefixes: tuple[IPv4Network, ...]
+    credentials: dict[str, Any]
+    source: sot.Source = field(repr=False, compare=False)
+
+    def districts(self) -> list[Site]:
+        return [s for s in self.sites.values() if s.level == "district"]
+
+    def communes(self) -> list[Site]:
+        return [s for s in self.sites.values() if s.level == "commune"]
+
+    def nodes(self) -> list[Device]:
+        """Every node the lab runs: managed devices plus the carrier's PE."""
+        return [*self.devices.values(), self.pe]
+
+    def site_devices(self, slug: str) -> list[Device]:
+        return [self.devices[h] for h in self.sites[slug].devices]
+
+    def addresses(self) -> list[IPv4Network]:
+        """Every address and network the model uses (for the lab's range interlock)."""
+        out: list[IPv4Network] = [s.subnet for s in self.segments]
+        for dev in self.nodes():
+            if dev.oob_address is not None:
+                out.append(dev.oob_address.network)
+            if dev.loopback is not None:
+                out.append(IPv4Network(dev.loopback))
+        out.extend(self.dc_prefixes)
+        return out
+
+    def secret_refs(self) -> dict[str, str]:
+        """Vault names the model needs, with what each one is for."""
+        refs = {
+            self.credentials["admin_password"]: "admin password",
+            self.credentials["snmp"]["auth_key"]: "SNMPv3 auth key",
+            self.credentials["snmp"]["priv_key"]: "SNMPv3 priv key",
+        }
+        for dev in self.devices.values():
+            if dev.sip is not None:
+                refs[dev.sip.password_ref] = f"SIP password of {dev.hostname}"
+        return {k.removeprefix("vault:"): v for k, v in refs.items() if k.startswith("vault:")}
+
+
+def load(root: Path | str, shown_root: str | None = None) -> Model:
+    """Read, validate and compile an inventory folder."""
+    return compile_source(sot.read(root, shown_root))
+
+
+def compile_source(src: sot.Source) -> Model:
+    """Allocate addresses and build the device graph; raise on what cannot fit."""
+    try:
+        return _compile(src)
+    except PoolExhausted as exc:
+        raise InventoryError([Problem(str(src.root / sot.PROVINCE_FILE), "pools", str(exc),
+                                      "enlarge the pool or lower the index")]) from None
+
+
+def _compile(src: sot.Source) -> Model:
+    p = src.province
+    pools = p.pools
+    lo_pool, wan_pool = ipam.net(pools.loopback), ipam.net(pools.wan)
+    oob_pool = ipam.net(pools.oob) if pools.oob else None
+    blk = pools.oob_block_prefix
+    block0 = ipam.oob_block(oob_pool, blk, 0) if oob_pool else None
+    devices: dict[str, Device] = {}
+    segments: list[Segment] = []
+    pe_ifaces: list[Interface] = []
+    sites: dict[str, Site] = {}
+    districts = {s.slug for s in src.sites if s.level == "district"}
+    _ = districts
+
+    # --- DC
+    dc_link = ipam.wan_link(wan_pool, 0)
+    dc_lo = ipam.net(p.dc.loopback)
+    zone_members: dict[str, list[tuple[str, str]]] = {z: [] for z in p.dc.zones}
+    core = next((n for n, d in p.dc.devices.items() if d.role == "core"), None)
+    for name, d in sorted(p.dc.devices.items(), key=lambda kv: kv[1].index):
+        ifaces: list[Interface] = []
+        if name == core:
+            ifaces.append(Interface("wan0", "wan-dc", ipam.wan_ce(dc_link)))
+        for zone in d.zones:
+            z = p.dc.zones[zone]
+            ifname = f"{zone[:12]}0"
+            ifaces.append(Interface(ifname, f"dc-{zone}", ipam.host(ipam.net(z.prefix), d.index, f"dc.devices.{name}")))
+            zone_members[zone].append((name, ifname))
+        devices[name] = Device(
+            hostname=name, role=d.role, platforms=d.platforms(), level="dc", index=d.index,
+            interfaces=tuple(ifaces),
+            loopback=ipam.host(dc_lo, d.index, f"dc.devices.{name}").ip if d.role in ROUTER_ROLES else None,
+            asn=p.asn_range.start if d.role in ROUTER_ROLES else None,
+            oob_address=ipam.host(block0, d.index, f"dc.devices.{name} (out-of-band block 0)") if block0 else None,
+        )
+    segments.append(Segment("wan-dc", "wan", dc_link, ((core, "wan0"), (p.carrier.pe_hostname, "dc0")) if core else ()))
+    pe_ifaces.append(Interface("dc0", "wan-dc", ipam.wan_pe(dc_link)))
+    for zone, z in p.dc.zones.items():
+        members = tuple(zone_members[zone])
+        if z.switch is not None:
+            sw = devices[z.switch]
+            ports = tuple(Interface(f"p{z.vlan or 0}-{devices[h].index}", f"dc-{zone}") for h, _ in members)
+            devices[z.switch] = _replace(sw, interfaces=sw.interfaces + ports)
+            members = members + tuple((z.switch, i.name) for i in ports)
+        segments.append(Segment(f"dc-{zone}", "dc", ipam.net(z.prefix), members, vlan=z.vlan, switch=z.switch))
+
+    # --- sites
+    for s in sorted(src.sites, key=lambda s: s.id):
+        defs = s.devices if s.devices is not None else p.site_defaults.devices
+        link = ipam.wan_link(wan_pool, s.id)
+        lo = ipam.loopback(lo_pool, s.id)
+        lans = {}
+        for vname, v in sorted(p.vlans.items(), key=lambda kv: kv[1].id):
+            subnet = ipam.lan(ipam.net(v.pool), v.prefix, s.id)
+            lans[vname] = Lan(vname, v.id, subnet, ipam.host(subnet, 1, f"site '{s.slug}' VLAN {vname}"))
+        block = ipam.oob_block(oob_pool, blk, s.id) if oob_pool else None
+        hostnames = []
+        lan_members: dict[str, list[tuple[str, str]]] = {v: [] for v in lans}
+        for key, d in sorted(defs.items(), key=lambda kv: kv[1].index):
+            hostname = f"{s.slug}-{key}"
+            hostnames.append(hostname)
+            ifaces = []
+            what = f"site '{s.slug}' device {key}"
+            if d.role == "ce":
+                ifaces.append(Interface("wan0", f"wan-{s.slug}", ipam.wan_ce(link)))
+                for vname, l in lans.items():
+                    ifname = f"vl{l.vlan}"
+                    ifaces.append(Interface(ifname, f"lan-{s.slug}-{vname}", ipam.host(l.subnet, d.index, what)))
+                    lan_members[vname].append((hostname, ifname))
+            elif d.vlan is not None:
+                l = lans[d.vlan]
+                ifaces.append(Interface("eth0", f"lan-{s.slug}-{d.vlan}", ipam.host(l.subnet, d.index, what)))
+                lan_members[d.vlan].append((hostname, "eth0"))
+            sip = None
+            if d.role == "endpoint":
+                sip = SipAccount(
+                    user=s.slug, extension=str(10000 + s.id), domain=p.sip.domain,
+                    display_name=s.name,
+                    password_ref=p.sip.password.replace("{hostname}", hostname.replace("-", "_"))
+                    .replace("{slug}", s.slug.replace("-", "_")),
+                )
+            devices[hostname] = Device(
+                hostname=hostname, role=d.role, platforms=d.platforms(), level=s.level, index=d.index,
+                site=s.slug, district=s.slug if s.level == "district" else s.district,
+                interfaces=tuple(ifaces),
+                loopback=lo if d.role == "ce" else None,
+                asn=ipam.asn(p.asn_range.start, s.id) if d.role == "ce" else None,
+                oob_address=ipam.host(block, d.index, what + " (out-of-band)") if block else None,
+                management=s.management, sip=sip,
+            )
+        ce = next((h for h in hostnames if devices[h].role == "ce"), None)
+        if ce is not None:
+            pe_if = f"ce{s.id}"
+            pe_ifaces.append(Interface(pe_if, f"wan-{s.slug}", ipam.wan_pe(link)))
+            segments.append(Segment(f"wan-{s.slug}", "wan", link, ((ce, "wan0"), (p.carrier.pe_hostname, pe_if)), site=s.slug))
+        for vname, l in lans.items():
+            segments.append(Segment(f"lan-{s.slug}-{vname}", "lan", l.subnet, tuple(lan_members[vname]),
+                                    vlan=l.vlan, site=s.slug))
+        sites[s.slug] = Site(
+            id=s.id, code=s.code, name=s.name, slug=s.slug, level=s.level, kind=s.kind,
+            district=s.district, circuit_id=s.circuit_id, contact_name=s.contact.name,
+            contact_phone=s.contact.phone,
+            bandwidth_mbps=s.bandwidth_mbps or p.site_defaults.bandwidth_mbps,
+            management=s.management, asn=ipam.asn(p.asn_range.start, s.id), loopback=lo, wan=link,
+            wan_pe=ipam.wan_pe(link), wan_ce=ipam.wan_ce(link), lans=lans, devices=tuple(hostnames),
+            oob_block=block,
+        )
+
+    pe = Device(
+        hostname=p.carrier.pe_hostname, role="pe", platforms=("frr",), level="carrier", index=2,
+        interfaces=tuple(pe_ifaces), asn=p.carrier.asn,
+        oob_address=ipam.host(block0, 2, "carrier PE (out-of-band block 0)") if block0 else None,
+    )
+    links = _links(segments)
+    dc_prefixes = (dc_lo,) + tuple(ipam.net(z.prefix) for z in p.dc.zones.values())
+    return Model(
+        root=src.root, name=p.province.name, code=p.province.code, production=p.province.production,
+        carrier_name=p.carrier.name, carrier_asn=p.carrier.asn, dc_asn=p.asn_range.start,
+        sip_domain=p.sip.domain, sites=sites, devices=devices, pe=pe, segments=tuple(segments), links=links,
+        services=p.services.model_dump(), oob_network=oob_pool,
+        controller_oob=ipam.host(block0, 1, "controller (out-of-band block 0)") if block0 else None,
+        dc_prefixes=dc_prefixes, credentials=p.credentials.model_dump(), source=src,
+    )
+
+
+def _links(segments: list[Segment]) -> tuple[Link, ...]:
+    """Cables: a two-member segment is one cable; a switched zone is one cable per port.
+
+    A segment with a single member (a VLAN with nothing attached yet) has no cable;
+    the lab gives that interface a stub so it exists as the model says.
+    """
+    out: list[Link] = []
+    for seg in segments:
+        if seg.switch is not None:
+            hosts = [m for m in seg.members if m[0] != seg.switch]
+            ports = [m for m in seg.members if m[0] == seg.switch]
+            out.extend(Link(h, p, seg.name) for h, p in zip(hosts, ports))
+        elif len(seg.members) == 2:
+            out.append(Link(seg.members[0], seg.members[1], seg.name))
+        elif len(seg.members) > 2:
+            raise InventoryError([Problem("province.yml", f"segment {seg.name}",
+                                          f"{len(seg.members)} members on one segment without a switch",
+                                          "give the zone a 'switch'")])
+    return tuple(out)
+
+
+def _replace(dev: Device, **changes: Any) -> Device:
+    from dataclasses import replace
+    return replace(dev, **changes)
+
+
+def site_label(site: Site) -> str:
+    """How a site is shown to people: Vietnamese name and slug."""
+    return f"{site.name} ({site.slug})"
+
+
+__all__ = ["Model", "Link", "Site", "Device", "Interface", "Segment", "Lan", "SipAccount", "load",
+           "compile_source", "site_label", "schema"]

@@ -1,0 +1,214 @@
+"""The source of truth's schema: what people write in ``inventory/<province>/``.
+
+Pydantic models with ``extra="forbid"`` so that a typo is an error, not a silent
+default. Cross-object rules (duplicates, parents, pools) live in :mod:`provnet.sot`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PLATFORMS = (
+    "frr", "nftables", "linux_switch", "baresip", "linux",
+    "cisco_ios", "fortios", "cisco_tp",
+)
+ROLES = (
+    "ce", "endpoint", "core", "firewall", "switch",
+    "ntp", "soc", "sip_registrar", "vc_bridge",
+)
+SITE_LEVELS = ("district", "commune")
+SITE_KINDS = (
+    "xa", "phuong", "thi_tran", "dac_khu",          # communes and wards
+    "huyen", "thi_xa", "thanh_pho", "quan", "khu_vuc",  # districts or WAN areas
+)
+VLAN_NAMES = ("data", "video", "mgmt")
+SECRET_REF = re.compile(r"^vault:[a-z][a-z0-9_]*(\{hostname\}|\{slug\})?[a-z0-9_]*$")
+HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+IPv4Net = Annotated[str, Field(description="an IPv4 network in CIDR form")]
+
+
+def _network(value: str) -> str:
+    try:
+        net = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"not a valid IPv4 network ({exc})") from None
+    if net.version != 4:
+        raise ValueError("not an IPv4 network")
+    return str(net)
+
+
+class SecretRef(str):
+    """A reference to a secret in the vault: ``vault:<name>``."""
+
+
+def _secret(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError("secret must be a vault reference such as 'vault:admin_password'")
+    if value.startswith("$ANSIBLE_VAULT;"):
+        return value
+    if not SECRET_REF.match(value):
+        raise ValueError("plain-text secret")
+    return value
+
+
+class Carrier(Strict):
+    name: str
+    asn: int = Field(ge=1, le=4294967295)
+    pe_hostname: str = "pe"
+
+
+class AsnRange(Strict):
+    start: int = Field(ge=1, le=4294967295)
+    end: int = Field(ge=1, le=4294967295)
+
+
+class Pools(Strict):
+    loopback: str
+    wan: str
+    oob: str | None = None
+    oob_block_prefix: int = Field(default=28, ge=24, le=30)
+
+    _nets = field_validator("loopback", "wan", "oob")(lambda v: v if v is None else _network(v))
+
+
+class Vlan(Strict):
+    id: int = Field(ge=1, le=4094)
+    pool: str
+    prefix: int = Field(ge=16, le=30)
+
+    _net = field_validator("pool")(lambda v: _network(v))
+
+
+class DcZone(Strict):
+    prefix: str
+    vlan: int | None = Field(default=None, ge=1, le=4094)
+    switch: str | None = None
+
+    _net = field_validator("prefix")(lambda v: _network(v))
+
+
+class DeviceDef(Strict):
+    platform: str | list[str]
+    role: str
+    index: int = Field(ge=1, le=254)
+    zones: list[str] = []
+    vlan: str | None = None
+
+    def platforms(self) -> tuple[str, ...]:
+        return (self.platform,) if isinstance(self.platform, str) else tuple(self.platform)
+
+
+class Dc(Strict):
+    name: str = "Trung tâm tích hợp dữ liệu"
+    loopback: str
+    zones: dict[str, DcZone]
+    devices: dict[str, DeviceDef]
+
+    _net = field_validator("loopback")(lambda v: _network(v))
+
+
+class Services(Strict):
+    ntp: str
+    syslog: str
+    sip_registrar: str
+    bridge: str
+
+
+class Snmp(Strict):
+    user: str
+    auth_key: str
+    priv_key: str
+
+    _s = field_validator("auth_key", "priv_key", mode="before")(lambda v: _secret(v))
+
+
+class Credentials(Strict):
+    admin_user: str
+    admin_password: str
+    snmp: Snmp
+
+    _s = field_validator("admin_password", mode="before")(lambda v: _secret(v))
+
+
+class Sip(Strict):
+    domain: str
+    password: str = "vault:sip_{hostname}"
+
+    _s = field_validator("password", mode="before")(lambda v: _secret(v))
+
+
+class SiteDefaults(Strict):
+    bandwidth_mbps: int = Field(default=20, ge=1, le=100000)
+    devices: dict[str, DeviceDef]
+
+
+class Province(Strict):
+    name: str
+    code: int | None = Field(default=None, ge=1, le=99)
+    production: bool = False
+
+
+class ProvinceFile(Strict):
+    """``province.yml``: the province, its pools, DC, services and defaults."""
+
+    base: str | None = None
+    province: Province
+    carrier: Carrier
+    asn_range: AsnRange
+    pools: Pools
+    vlans: dict[str, Vlan]
+    dc: Dc
+    services: Services
+    credentials: Credentials
+    sip: Sip
+    site_defaults: SiteDefaults
+
+
+class Contact(Strict):
+    name: str
+    phone: str
+
+
+class SiteFile(Strict):
+    """``sites/<slug>.yml``: one commune, ward or district."""
+
+    id: int = Field(ge=1, le=65535)
+    code: str
+    name: str
+    slug: str
+    level: Literal["district", "commune"] = "commune"
+    kind: str
+    district: str | None = None
+    circuit_id: str
+    contact: Contact
+    bandwidth_mbps: int | None = Field(default=None, ge=1, le=100000)
+    management: Literal["oob", "inband"] = "oob"
+    devices: dict[str, DeviceDef] | None = None
+
+
+class RetiredSite(Strict):
+    id: int
+    code: str
+    slug: str
+    name: str
+    retired_on: str
+
+
+class IdsFile(Strict):
+    """``ids.yml``: the id ledger that keeps retired ids from being reused."""
+
+    next_id: int = Field(ge=1)
+    retired: list[RetiredSite] = []
