@@ -210,7 +210,7 @@ def read(root: Path | str, shown_root: str | None = None) -> Source:
     try:
         province = schema.ProvinceFile.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(schema_problems(exc, schema.ProvinceFile, prov_shown, "province"))
+        problems.extend(schema_problems(exc, schema.ProvinceFile, prov_shown, ""))
 
     sites: list[schema.SiteFile] = []
     site_files: dict[str, Path] = {}

@@ -38,6 +38,9 @@ PACKAGES: tuple[str, ...] = (
     "baresip-core",
     "chrony",
     "dbus",
+    # janus -> libnice -> glib-networking -> gsettings -> dconf-service needs a
+    # "dbus-session-bus"; debootstrap cannot resolve that virtual package itself.
+    "dbus-user-session",
     "frr",
     "frr-pythontools",
     "iproute2",
@@ -186,9 +189,12 @@ def build_image(force: bool = False, progress: Progress | None = None) -> Path:
 
 def _debootstrap(root: Path) -> None:
     """Run a minbase debootstrap with every lab package into ``root``."""
+    cache = root.parent / "debs"
+    cache.mkdir(exist_ok=True)
     cmd = [
         "debootstrap",
         "--variant=minbase",
+        f"--cache-dir={cache}",
         f"--include={','.join(sorted(PACKAGES))}",
         SUITE,
         str(root),
@@ -198,7 +204,11 @@ def _debootstrap(root: Path) -> None:
     with open(log, "wb") as out:
         proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
     if proc.returncode != 0:
-        tail = log.read_text(errors="replace").splitlines()[-20:]
+        inner = root / "debootstrap/debootstrap.log"
+        if inner.is_file():
+            with open(log, "a") as out_text:
+                out_text.write("\n--- debootstrap/debootstrap.log ---\n" + inner.read_text(errors="replace"))
+        tail = log.read_text(errors="replace").splitlines()[-30:]
         raise RuntimeError(f"debootstrap failed ({proc.returncode}):\n" + "\n".join(tail))
     log.unlink(missing_ok=True)
     _unmount_below(root)

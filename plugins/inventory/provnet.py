@@ -1,0 +1,86 @@
+# A thin Ansible adapter over provnet's compiled model.
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: provnet
+short_description: provnet's compiled province model as an Ansible inventory
+description:
+  - Reads the source of truth in the folder holding this file (province.yml, sites/),
+    validates and compiles it with provnet, and exposes every managed device.
+  - Groups by level (dc, districts, communes), by district (district_<slug>, holding the
+    district's own devices and its communes'), by site (site_<slug>), by platform
+    (platform_<name>) and by role (role_<name>).
+  - Each host's variables are its slice of the model (provnet inventory show HOST).
+  - ansible_host passes provnet's address guard, so a production inventory (10.x)
+    is refused unless it says production true and PROVNET_PRODUCTION=1 is exported.
+options:
+  plugin:
+    description: Must be provnet.
+    required: true
+    choices: [provnet]
+"""
+
+EXAMPLES = r"""
+# inventory/lab/provnet.yml
+plugin: provnet
+"""
+
+import os
+import re
+import sys
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin
+
+_REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+if _REPO not in sys.path:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, _REPO)
+
+
+def _group(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+class InventoryModule(BaseInventoryPlugin):
+    NAME = "provnet"
+
+    def verify_file(self, path: str) -> bool:
+        base = os.path.basename(path)
+        return super().verify_file(path) and base in ("provnet.yml", "provnet.yaml")
+
+    def parse(self, inventory, loader, path, cache=True):  # type: ignore[no-untyped-def]
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        from provnet import guard, hostvars, model
+        from provnet.errors import AddressRefused, InventoryError
+
+        root = os.path.dirname(path)
+        try:
+            m = model.load(root)
+        except InventoryError as exc:
+            raise AnsibleParserError(f"provnet: invalid inventory {root}:\n{exc}") from None
+        for level in ("dc", "districts", "communes"):
+            self.inventory.add_group(level)
+        self.inventory.add_group("sites")
+        self.inventory.add_child("sites", "districts")
+        self.inventory.add_child("sites", "communes")
+        for dev in m.devices.values():
+            try:
+                guard.check(dev.ansible_host, production=m.production, purpose=f"manage {dev.hostname} at")
+            except AddressRefused as exc:
+                raise AnsibleParserError(f"provnet: {exc}") from None
+            host = dev.hostname
+            self.inventory.add_host(host)
+            for key, value in hostvars.device_vars(m, dev).items():
+                self.inventory.set_variable(host, key, value)
+            level_group = {"dc": "dc", "district": "districts", "commune": "communes"}[dev.level]
+            self.inventory.add_host(host, group=level_group)
+            groups = [f"platform_{p}" for p in dev.platforms] + [f"role_{dev.role}"]
+            if dev.site:
+                groups.append(f"site_{dev.site}")
+            if dev.district:
+                groups.append(f"district_{dev.district}")
+            for group in groups:
+                group = _group(group)
+                self.inventory.add_group(group)
+                self.inventory.add_host(host, group=group)

@@ -1,0 +1,73 @@
+"""Host sysctls the lab must raise while it runs, and restore afterwards.
+
+Every node's systemd (and journald, udev-less as it is) holds several inotify
+instances; the host default of 128 ``fs.inotify.max_user_instances`` is exhausted
+after a few dozen nodes.  :func:`raise_limits` records the previous values in the
+state directory (only the first time, so a second ``lab up`` never records the
+raised values as "old"), and :func:`restore_limits` puts them back.
+
+Only these limits are touched; in particular ``net.ipv4.ip_forward`` on the host
+is never changed (the host must not forward lab traffic).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+#: sysctl -> value the lab needs (at least).
+LAB_LIMITS: dict[str, int] = {
+    "fs.inotify.max_user_instances": 8192,
+    "fs.inotify.max_user_watches": 1048576,
+}
+SAVED_FILE = "sysctl-saved.json"
+
+
+def _proc_path(key: str) -> Path:
+    """Return the /proc/sys path of a sysctl key."""
+    return Path("/proc/sys") / key.replace(".", "/")
+
+
+def read(key: str) -> int:
+    """Read an integer sysctl."""
+    return int(_proc_path(key).read_text().split()[0])
+
+
+def write(key: str, value: int) -> None:
+    """Write an integer sysctl."""
+    _proc_path(key).write_text(f"{value}\n")
+
+
+def raise_limits(state_dir: Path, limits: dict[str, int] | None = None) -> dict[str, int]:
+    """Raise each limit to at least the lab's value; remember the originals once.
+
+    Returns the values that were saved (the host's originals).
+    """
+    limits = limits or LAB_LIMITS
+    saved_path = state_dir / SAVED_FILE
+    saved: dict[str, int] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    for key, wanted in limits.items():
+        current = read(key)
+        saved.setdefault(key, current)
+        if current < wanted:
+            write(key, wanted)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = saved_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(saved, indent=2) + "\n")
+    tmp.replace(saved_path)
+    return saved
+
+
+def restore_limits(state_dir: Path) -> dict[str, int]:
+    """Restore the limits recorded by :func:`raise_limits`; forget the record.
+
+    Safe to call when nothing was recorded (returns an empty dict).
+    """
+    saved_path = state_dir / SAVED_FILE
+    if not saved_path.exists():
+        return {}
+    saved: dict[str, int] = json.loads(saved_path.read_text())
+    for key, value in saved.items():
+        write(key, value)
+    saved_path.unlink()
+    return saved
