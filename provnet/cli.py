@@ -258,15 +258,13 @@ def inventory_import(
 def main() -> None:
     """Console entry point: friendly errors, never a traceback for expected failures."""
     try:
-        from provnet import lab_cli  # noqa: F401  (registers `provnet lab`)
-    except ImportError:
-        pass
-    try:
         app()
     except ProvnetError as exc:
         err.print(f"provnet: {exc}", markup=False, highlight=False)
         sys.exit(2)
 
+
+from provnet import lab_cli  # noqa: E402,F401  (registers `provnet lab`)
 
 if __name__ == "__main__":
     main()

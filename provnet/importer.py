@@ -49,7 +49,7 @@ LAB_DC: dict[str, Any] = {
 DC_DEVICES: dict[str, Any] = {
     "dc-core": {"platform": "frr", "role": "core", "index": 3, "zones": ["transit"]},
     "dc-fw": {"platform": ["frr", "nftables"], "role": "firewall", "index": 4, "zones": ["transit", "servers"]},
-    "dc-sw": {"platform": "linux_switch", "role": "switch", "index": 5},
+    "dc-sw": {"platform": "linux_switch", "role": "switch", "index": 5, "zones": ["servers"]},
     "dc-ntp": {"platform": "linux", "role": "ntp", "index": 10, "zones": ["servers"]},
     "dc-soc": {"platform": "linux", "role": "soc", "index": 11, "zones": ["servers"]},
     "dc-sip": {"platform": "linux", "role": "sip_registrar", "index": 12, "zones": ["servers"]},
@@ -268,7 +268,7 @@ def _write(path: Path, text: str) -> None:
 
 def _dump(data: dict[str, Any]) -> str:
     """YAML for a site or ledger, with codes quoted so no reader takes them for numbers."""
-    return re.sub(r"^(\s*(?:- )?code): (\d+)$", r'\1: "\2"', yamlio.dump(data), flags=re.M)
+    return re.sub(r"^(\s*(?:- )?code): '?(\d+)'?$", r'\1: "\2"', yamlio.dump(data), flags=re.M)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -399,6 +399,9 @@ def import_province(query: str, output: Path, *, lab: bool = False, today: str |
     # 2. province.yml only when absent: a hand-edited one is never overwritten
     if not prov_path.is_file():
         _write(prov_path, render_province(province, lab=lab))
+    marker = output / "provnet.yml"  # makes the folder an Ansible inventory
+    if not marker.is_file():
+        _write(marker, "plugin: provnet\n")
 
     # 3. vanished units out of sites/, into retired/
     for path, text, data in vanished:
@@ -439,6 +442,8 @@ def write_lab_overlay(output: Path, base: Path) -> Path:
     province = find_province(str((data.get("province") or {}).get("code") or data["province"]["name"]))
     rel = os.path.relpath(Path(base).resolve(), output.resolve())
     _write(path, render_lab_overlay(province, rel))
+    if not (output / "provnet.yml").is_file():
+        _write(output / "provnet.yml", "plugin: provnet\n")
     return path
 
 

@@ -247,7 +247,8 @@ def _compile(src: sot.Source) -> Model:
             ifaces.append(Interface("wan0", "wan-dc", ipam.wan_ce(dc_link)))
         for zone in d.zones:
             z = p.dc.zones[zone]
-            ifname = f"{zone[:12]}0"
+            # a switch's own address sits on its bridge for the zone (in-band management)
+            ifname = f"br{z.vlan or 0}" if z.switch == name else f"{zone[:12]}0"
             ifaces.append(Interface(ifname, f"dc-{zone}", ipam.host(ipam.net(z.prefix), d.index, f"dc.devices.{name}")))
             zone_members[zone].append((name, ifname))
         devices[name] = Device(
@@ -263,7 +264,8 @@ def _compile(src: sot.Source) -> Model:
         members = tuple(zone_members[zone])
         if z.switch is not None:
             sw = devices[z.switch]
-            ports = tuple(Interface(f"p{z.vlan or 0}-{devices[h].index}", f"dc-{zone}") for h, _ in members)
+            ports = tuple(Interface(f"p{z.vlan or 0}-{devices[h].index}", f"dc-{zone}")
+                          for h, _ in members if h != z.switch)
             devices[z.switch] = _replace(sw, interfaces=sw.interfaces + ports)
             members = members + tuple((z.switch, i.name) for i in ports)
         segments.append(Segment(f"dc-{zone}", "dc", ipam.net(z.prefix), members, vlan=z.vlan, switch=z.switch))
@@ -357,7 +359,7 @@ def _links(segments: list[Segment]) -> tuple[Link, ...]:
     for seg in segments:
         if seg.switch is not None:
             hosts = [m for m in seg.members if m[0] != seg.switch]
-            ports = [m for m in seg.members if m[0] == seg.switch]
+            ports = [m for m in seg.members if m[0] == seg.switch and m[1].startswith("p")]
             out.extend(Link(h, p, seg.name) for h, p in zip(hosts, ports))
         elif len(seg.members) == 2:
             out.append(Link(seg.members[0], seg.members[1], seg.name))

@@ -30,7 +30,7 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 
 #: Bump when the post-configuration below changes, so cached images are rebuilt.
-RECIPE_VERSION = "5"
+RECIPE_VERSION = "6"
 
 #: Everything the roles, drivers and tests need inside a node.  Kamailio's
 #: ``jsonrpcs`` module ships in the main ``kamailio`` package on bookworm.
@@ -65,6 +65,7 @@ PACKAGES: tuple[str, ...] = (
 #: Installed but off at factory default; roles enable them.
 DISABLED_SERVICES: tuple[str, ...] = (
     "chrony.service",
+    "cron.service",  # pulled in by logrotate (rsyslog); nothing is scheduled at factory default
     "frr.service",
     "janus.service",
     "kamailio.service",
@@ -297,14 +298,18 @@ def package_versions(root: Path) -> dict[str, str]:
 
 
 def tree_size(root: Path) -> int:
-    """Return the apparent size in bytes of the files under ``root``."""
+    """Return the disk usage in bytes of ``root`` (like ``du -s``: blocks, hard links once)."""
+    seen: set[tuple[int, int]] = set()
     total = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
+    for dirpath, dirs, files in os.walk(root):
+        for name in (*files, *dirs):
             try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
+                st = os.lstat(os.path.join(dirpath, name))
             except OSError:
-                pass
+                continue
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
     return total
 
 
@@ -327,6 +332,20 @@ def read_manifest(path: Path | None = None) -> dict[str, object]:
     """Return the manifest of a built image."""
     path = path or image_path()
     return json.loads((path / "provnet-image.json").read_text())
+
+
+def prune_images(keep: Path | None = None) -> list[Path]:
+    """Remove cached images other than ``keep`` (default: the current one).
+
+    Only call this when no node runs on an old image (its overlay lower layer).
+    """
+    keep = keep or image_path()
+    removed = []
+    for path in sorted(keep.parent.glob(f"{SUITE}-*")):
+        if path != keep and path.is_dir():
+            _remove_tree(path)
+            removed.append(path)
+    return removed
 
 
 def _replace(tmp: Path, target: Path) -> None:

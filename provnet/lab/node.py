@@ -193,6 +193,49 @@ def _ns_pid(pid: int) -> list[int]:
     return []
 
 
+# --- cgroups ------------------------------------------------------------------
+
+CGROUP_PARENT = "provnet-lab"
+
+
+def systemd_hierarchies() -> list[Path]:
+    """Mount points of the cgroup hierarchies systemd uses (name=systemd v1, cgroup2)."""
+    found = []
+    with open("/proc/self/mounts") as handle:
+        for line in handle:
+            _dev, point, fstype, opts = line.split()[:4]
+            if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in opts.split(",")):
+                found.append(Path(point))
+    return found
+
+
+def cgroup_dirs(n: Node) -> list[Path]:
+    """The node's own cgroup in each systemd hierarchy.
+
+    nspawn with ``--keep-unit`` creates its ``supervisor`` and ``payload`` cgroups
+    below the cgroup it was started in; starting every node in its own cgroup keeps
+    two containers' systemd from managing the same cgroup tree.
+    """
+    return [h / CGROUP_PARENT / n.name for h in systemd_hierarchies()]
+
+
+def _remove_cgroups(n: Node) -> None:
+    """Remove the node's (empty) cgroups, deepest first."""
+    for top in cgroup_dirs(n):
+        if not top.is_dir():
+            continue
+        dirs = sorted((d for d, _s, _f in os.walk(top)), key=len, reverse=True)
+        for directory in dirs:
+            try:
+                os.rmdir(directory)
+            except OSError:
+                pass
+        try:
+            os.rmdir(top.parent)  # the shared parent, once the last node is gone
+        except OSError:
+            pass
+
+
 # --- namespaces and mounts -----------------------------------------------------
 
 
@@ -262,12 +305,21 @@ def start(name: str, image: Path, state_dir: Path, hostname: str) -> int:
         record = _read_record(n.leader_file)
         assert record is not None
         return record[0]
+    terminate(n)  # half-dead leftovers of a crashed run (no-op normally)
     ensure_netns(n)
     mount_overlay(n, image)
     _personalise(n, hostname)
+    procs_files = []
+    for directory in cgroup_dirs(n):
+        directory.mkdir(parents=True, exist_ok=True)
+        procs_files.append(str(directory / "cgroup.procs"))
+    # The shell moves itself into the node's cgroups, then becomes nspawn (same PID).
+    wrapper = 'for f in $PROVNET_CGROUP_PROCS; do echo $$ > "$f" || exit 1; done; exec "$@"'
+    env = {**os.environ, "PROVNET_CGROUP_PROCS": " ".join(procs_files)}
     with open(n.log_file, "ab") as log:
         proc = subprocess.Popen(
-            nspawn_argv(n, hostname),
+            ["sh", "-c", wrapper, "sh", *nspawn_argv(n, hostname)],
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -320,6 +372,12 @@ def stop(name: str, state_dir: Path, timeout: float = 20.0) -> None:
     Then the overlay is unmounted, the netns deleted and the state removed.
     """
     n = node(name, state_dir)
+    terminate(n, timeout)
+    cleanup(n)
+
+
+def terminate(n: Node, timeout: float = 20.0) -> None:
+    """Stop the node's processes (clean poweroff, then SIGKILL by recorded PID)."""
     nspawn = _read_record(n.pid_file)
     leader = _read_record(n.leader_file)
     _signal(leader, signal.SIGRTMIN + 4)
@@ -329,7 +387,8 @@ def stop(name: str, state_dir: Path, timeout: float = 20.0) -> None:
             _signal(leader, signal.SIGKILL)  # PID 1 of a PID namespace: kills them all
             _signal(nspawn, signal.SIGKILL)
             _wait_gone([nspawn, leader], 5.0)
-    cleanup(n)
+    n.pid_file.unlink(missing_ok=True)
+    n.leader_file.unlink(missing_ok=True)
 
 
 def _wait_gone(records: list[tuple[int, int] | None], timeout: float) -> bool:
@@ -343,7 +402,8 @@ def _wait_gone(records: list[tuple[int, int] | None], timeout: float) -> bool:
 
 
 def cleanup(n: Node) -> None:
-    """Unmount the node's root, delete its netns and remove its state directory."""
+    """Unmount the node's root, delete its netns, cgroups and state directory."""
+    _remove_cgroups(n)
     for _ in range(3):
         if not is_mounted(n.merged):
             break
@@ -355,6 +415,40 @@ def cleanup(n: Node) -> None:
         subprocess.run(["rm", "-rf", "--one-file-system", str(n.dir)], check=True)
 
 
+#: Linux capability names by bit number (setpriv spelling).
+CAP_NAMES: tuple[str, ...] = (
+    "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid",
+    "setuid", "setpcap", "linux_immutable", "net_bind_service", "net_broadcast",
+    "net_admin", "net_raw", "ipc_lock", "ipc_owner", "sys_module", "sys_rawio",
+    "sys_chroot", "sys_ptrace", "sys_pacct", "sys_admin", "sys_boot", "sys_nice",
+    "sys_resource", "sys_time", "sys_tty_config", "mknod", "lease", "audit_write",
+    "audit_control", "setfcap", "mac_override", "mac_admin", "syslog", "wake_alarm",
+    "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore",
+)  # fmt: skip
+
+
+def bounding_set(pid: int) -> set[str]:
+    """Return the capability names in the bounding set of ``pid``."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("CapBnd:"):
+            mask = int(line.split()[1], 16)
+            return {name for bit, name in enumerate(CAP_NAMES) if mask >> bit & 1}
+    raise RuntimeError(f"no CapBnd for pid {pid}")
+
+
+def exec_argv(name: str, state_dir: Path) -> list[str]:
+    """Return the argv prefix that runs a command inside the running node.
+
+    ``nsenter -a`` enters all of the node's namespaces and its root; ``setpriv``
+    (the node's own, from util-linux) then limits the command to the capabilities
+    of the node's PID 1, so ``lab exec`` can do no more than the node itself.
+    """
+    pid = leader_pid(name, state_dir)
+    allowed = sorted(bounding_set(pid) - {c.removeprefix("CAP_").lower() for c in FORBIDDEN_CAPS})
+    caps = "-all," + ",".join("+" + c for c in allowed)
+    return ["nsenter", "-t", str(pid), "-a", "setpriv", f"--bounding-set={caps}", "--"]
+
+
 def exec(  # noqa: A001 - the lab's verb
     name: str,
     argv: list[str],
@@ -362,26 +456,16 @@ def exec(  # noqa: A001 - the lab's verb
     timeout: float | None = 60.0,
     input: str | None = None,  # noqa: A002
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` inside the running node (all its namespaces and its root).
-
-    The command runs without the capabilities nodes must never hold.
-    """
-    pid = leader_pid(name, state_dir)
-    cmd = ["nsenter", "-t", str(pid), "-a", *_drop_caps_prefix(), "--", *argv]
+    """Run ``argv`` inside the running node and return its captured result."""
     return subprocess.run(
-        cmd, input=input, capture_output=True, text=True, timeout=timeout, env=NODE_ENV, check=False
+        [*exec_argv(name, state_dir), *argv],
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=NODE_ENV,
+        check=False,
     )
-
-
-def _drop_caps_prefix() -> list[str]:
-    """``setpriv`` (inside the node) clearing FORBIDDEN_CAPS from the bounding set."""
-    caps = ",".join("-" + c.removeprefix("CAP_").lower() for c in FORBIDDEN_CAPS)
-    return ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
-
-
-def exec_argv(name: str, state_dir: Path) -> list[str]:
-    """Return the argv prefix that runs a command in the node (for interactive use)."""
-    return ["nsenter", "-t", str(leader_pid(name, state_dir)), "-a", *_drop_caps_prefix(), "--"]
 
 
 def wait_ready(name: str, state_dir: Path, timeout: float = 120.0) -> Readiness:

@@ -131,7 +131,8 @@ def test_factory_default(runtime: Path, ready: dict[str, node.Readiness], name: 
     for unit in ("frr", "kamailio", "chrony", "snmpd"):
         state = node.exec(name, ["systemctl", "is-active", unit], runtime).stdout.strip()
         assert state == "inactive", f"{unit} is {state}"
-    assert "pool" not in run(runtime, name, "cat", "/etc/chrony/chrony.conf")
+    chrony = run(runtime, name, "cat", "/etc/chrony/chrony.conf")
+    assert not re.search(r"^\s*(pool|server|peer)\s", chrony, re.M), "chrony has a time source"
     assert run(runtime, name, "sh", "-c", "cat /etc/apt/sources.list.d/* 2>/dev/null; "
                "grep -v '^#' /etc/apt/sources.list || true").strip() == ""
 
@@ -150,18 +151,36 @@ def test_nodes_have_distinct_identity(runtime: Path, ready: dict[str, node.Readi
     assert len(ids) == len(keys) == len(NAMES)
 
 
-def test_link_local_ping_across_veth(runtime: Path, ready: dict[str, node.Readiness]) -> None:
+def _link_local(runtime: Path, name: str) -> str:
+    """The node's IPv6 link-local address on its veth, once DAD is done."""
     deadline = time.monotonic() + 10
-    addr = ""
-    while time.monotonic() < deadline and not addr:  # wait for DAD to finish
-        out = run(runtime, "rt-b", "ip", "-6", "-o", "addr", "show", "dev", VETH["rt-b"], "scope", "link")
-        if "tentative" not in out:
-            match = re.search(r"inet6 (fe80::[0-9a-f:]+)/", out)
-            addr = match.group(1) if match else ""
+    while time.monotonic() < deadline:
+        out = run(runtime, name, "ip", "-6", "-o", "addr", "show", "dev", VETH[name], "scope", "link")
+        match = re.search(r"inet6 (fe80::[0-9a-f:]+)/", out)
+        if match and "tentative" not in out:
+            return match.group(1)
         time.sleep(0.2)
-    assert addr, "no IPv6 link-local address on rt-b"
+    raise AssertionError(f"no IPv6 link-local address on {name}")
+
+
+def test_link_local_ping_across_veth(runtime: Path, ready: dict[str, node.Readiness]) -> None:
+    addr = _link_local(runtime, "rt-b")
     out = run(runtime, "rt-a", "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", f"{addr}%{VETH['rt-a']}")
     assert " 0% packet loss" in out
+
+
+def test_root_ssh_by_key_across_veth(runtime: Path, ready: dict[str, node.Readiness]) -> None:
+    run(runtime, "rt-a", "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", "/root/.ssh/id_ed25519")
+    pub = run(runtime, "rt-a", "cat", "/root/.ssh/id_ed25519.pub")
+    run(runtime, "rt-b", "sh", "-c", f"umask 077; echo '{pub.strip()}' >> /root/.ssh/authorized_keys")
+    addr = _link_local(runtime, "rt-b")
+    ssh = ["ssh", "-6", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "ConnectTimeout=5"]
+    out = run(runtime, "rt-a", *ssh, f"root@{addr}%{VETH['rt-a']}", "hostname")
+    assert out.strip() == "rt-b.lab"
+    # without the key: refused (no password authentication)
+    denied = node.exec("rt-a", [*ssh, "-i", "/dev/null", "-o", "IdentitiesOnly=yes",
+                                f"root@{addr}%{VETH['rt-a']}", "true"], runtime)
+    assert denied.returncode != 0 and "Permission denied" in denied.stderr
 
 
 def test_restart_is_idempotent(runtime: Path, lab_image: Path, ready: dict[str, node.Readiness]) -> None:

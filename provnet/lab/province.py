@@ -1,0 +1,350 @@
+"""A virtual province: the compiled model's topology brought up as system containers.
+
+``up`` boots one container per device plus the carrier's PE, wires every link of
+the model as a veth pair, joins every node's ``oob0`` to the host's out-of-band
+bridge, and waits until every node answers SSH at its management address.
+Nodes boot *factory default*: hostname, management address and sshd only — the
+PE excepted, which the carrier configures (eBGP to every CE, standing in for the
+MPLS L3VPN). ``down`` removes everything ``up`` made, from the state file, and is
+safe to run twice or after a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from provnet import guard
+from provnet.errors import ProvnetError
+from provnet.lab import image as lab_image
+from provnet.lab import kernel, node, sysctl
+from provnet.lab.paths import state_root
+from provnet.model import Device, Model
+
+OOB_BRIDGE = "pvoob"
+STATE_FILE = "lab.json"
+Progress = Callable[[str, int, int], None]
+
+
+class LabError(ProvnetError):
+    """The lab cannot start or stop as asked."""
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    role: str
+    state: str
+    address: str
+    uptime_s: float | None
+
+
+def lab_dir() -> Path:
+    return state_root() / "lab"
+
+
+def key_path() -> Path:
+    """The lab's SSH key (generated once, outside the repository)."""
+    return state_root() / "ssh" / "id_ed25519"
+
+
+def ensure_key() -> Path:
+    key = key_path()
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "provnet-lab", "-f", str(key)],
+                       check=True)
+    return key
+
+
+# ---------------------------------------------------------------- interlocks
+
+
+def check_range(m: Model) -> None:
+    """Refuse an inventory with any address outside 198.18.0.0/15."""
+    outside = sorted({str(n) for n in m.addresses() if not guard.in_lab_range(n)})
+    if outside:
+        shown = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+        raise LabError(f"lab refuses {m.root}: addresses outside 198.18.0.0/15 ({shown}) — the lab only runs "
+                       "inventories addressed inside 198.18.0.0/15 (e.g. inventory/lab, inventory/thanhhoa-lab)")
+    if m.oob_network is None or m.controller_oob is None:
+        raise LabError(f"lab refuses {m.root}: no out-of-band pool (pools.oob) — the controller reaches lab nodes "
+                       "over it; add pools.oob: 198.19.0.0/16")
+
+
+def check_host() -> None:
+    if os.geteuid() != 0:
+        raise LabError("lab needs root (network namespaces, mounts, containers): run it with sudo")
+    missing = kernel.probe()
+    if missing:
+        raise LabError("lab cannot run here; missing: " + "; ".join(missing))
+    if sysctl.read("net.ipv4.ip_forward") != 0:
+        raise LabError("the host forwards IPv4 (net.ipv4.ip_forward=1): lab traffic could leave the lab — "
+                       "set it to 0 first")
+
+
+# ---------------------------------------------------------------- wiring helpers
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
+def _host_if(name: str) -> str:
+    """Host-side name of a node's out-of-band veth (≤ 15 characters)."""
+    return "pvo" + hashlib.sha1(name.encode()).hexdigest()[:10]
+
+
+def _link_exists(netns: str | None, ifname: str) -> bool:
+    args = (["-n", netns] if netns else []) + ["link", "show", ifname]
+    return _ip(*args, check=False).returncode == 0
+
+
+def _ensure_oob_bridge(m: Model) -> None:
+    assert m.controller_oob is not None and m.oob_network is not None
+    if not _link_exists(None, OOB_BRIDGE):
+        _ip("link", "add", OOB_BRIDGE, "type", "bridge")
+    addr = f"{m.controller_oob.ip}/{m.oob_network.prefixlen}"
+    _ip("addr", "replace", addr, "dev", OOB_BRIDGE)
+    _ip("link", "set", OOB_BRIDGE, "up")
+
+
+def _wire_oob(dev: Device, m: Model) -> None:
+    assert dev.oob_address is not None and m.oob_network is not None
+    ns = node.node(dev.hostname, lab_dir()).netns
+    host = _host_if(dev.hostname)
+    if not _link_exists(ns, "oob0"):
+        if _link_exists(None, host):
+            _ip("link", "del", host)
+        _ip("link", "add", host, "type", "veth", "peer", "name", "oob0", "netns", ns)
+    _ip("link", "set", host, "master", OOB_BRIDGE, "up")
+    _ip("-n", ns, "addr", "replace", f"{dev.oob_address.ip}/{m.oob_network.prefixlen}", "dev", "oob0")
+    _ip("-n", ns, "link", "set", "oob0", "up")
+
+
+def _wire_link(a: tuple[str, str], b: tuple[str, str]) -> None:
+    ns_a = node.node(a[0], lab_dir()).netns
+    ns_b = node.node(b[0], lab_dir()).netns
+    if not _link_exists(ns_a, a[1]):
+        _ip("link", "add", a[1], "netns", ns_a, "type", "veth", "peer", "name", b[1], "netns", ns_b)
+    _ip("-n", ns_a, "link", "set", a[1], "up")
+    _ip("-n", ns_b, "link", "set", b[1], "up")
+
+
+def _wire_stub(host: str, ifname: str) -> None:
+    """A VLAN with only the CE on it: a veth whose peer (``<if>p``) stays in the node."""
+    ns = node.node(host, lab_dir()).netns
+    if not _link_exists(ns, ifname):
+        _ip("-n", ns, "link", "add", ifname, "type", "veth", "peer", "name", f"{ifname}p")
+    _ip("-n", ns, "link", "set", ifname, "up")
+    _ip("-n", ns, "link", "set", f"{ifname}p", "up")
+
+
+# ---------------------------------------------------------------- the carrier PE
+
+
+def pe_config(m: Model) -> str:
+    """The carrier's PE: eBGP to the DC and every CE, passing routes between them."""
+    lines = ["frr defaults traditional", f"hostname {m.pe.hostname}", "no ipv6 forwarding", "!"]
+    for iface in m.pe.interfaces:
+        lines += [f"interface {iface.name}", f" ip address {iface.address}", "!"]
+    lines += [f"router bgp {m.carrier_asn}", " bgp router-id 198.18.2.0", " no bgp ebgp-requires-policy",
+              " timers bgp 10 30"]
+    peers: list[tuple[str, int]] = []
+    for seg in m.segments:
+        if seg.kind != "wan" or not seg.members:
+            continue
+        ce_host = next(h for h, _ in seg.members if h != m.pe.hostname)
+        ce = m.devices[ce_host]
+        ce_addr = next(i.address for i in ce.interfaces if i.segment == seg.name)
+        assert ce_addr is not None and ce.asn is not None
+        peers.append((str(ce_addr.ip), ce.asn))
+    for addr, asn in peers:
+        lines.append(f" neighbor {addr} remote-as {asn}")
+    lines += [" address-family ipv4 unicast"]
+    for addr, _ in peers:
+        lines.append(f"  neighbor {addr} activate")
+    lines += [" exit-address-family", "!", "line vty", "!"]
+    return "\n".join(lines) + "\n"
+
+
+def configure_pe(m: Model) -> None:
+    """Write the PE's FRR config and start it (the carrier's job, not provnet's engine)."""
+    sd = lab_dir()
+    daemons = "/etc/frr/daemons"
+    script = (
+        f"sed -i 's/^bgpd=no/bgpd=yes/' {daemons} && "
+        "cat > /etc/frr/frr.conf && chown frr:frr /etc/frr/frr.conf && "
+        "sysctl -qw net.ipv4.ip_forward=1 && systemctl enable -q frr && systemctl restart frr"
+    )
+    proc = node.exec(m.pe.hostname, ["sh", "-c", script], sd, timeout=90, input=pe_config(m))
+    if proc.returncode != 0:
+        raise LabError(f"PE configuration failed: {proc.stderr.strip() or proc.stdout.strip()}")
+
+
+# ---------------------------------------------------------------- up / down / status
+
+
+def _state(sd: Path) -> dict[str, object]:
+    path = sd / STATE_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_state(sd: Path, data: dict[str, object]) -> None:
+    sd.mkdir(parents=True, exist_ok=True)
+    tmp = sd / (STATE_FILE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(sd / STATE_FILE)
+
+
+def _authorize(dev_name: str, pubkey: str) -> None:
+    n = node.node(dev_name, lab_dir())
+    ssh_dir = n.upper / "root" / ".ssh"
+    ssh_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (ssh_dir / "authorized_keys").write_text(pubkey)
+    os.chmod(ssh_dir / "authorized_keys", 0o600)
+
+
+def wait_ssh(address: str, timeout: float) -> bool:
+    """True once TCP port 22 at ``address`` accepts and speaks SSH."""
+    guard.check(address, purpose="reach lab node")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, 22), timeout=2) as sock:
+                sock.settimeout(3)
+                if sock.recv(64).startswith(b"SSH-"):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def up(m: Model, progress: Progress | None = None, workers: int = 8) -> list[NodeStatus]:
+    """Bring the lab province up (idempotent: what already runs is left alone)."""
+    check_range(m)
+    check_host()
+    sd = lab_dir()
+    prev = _state(sd)
+    if prev.get("inventory") and prev["inventory"] != str(m.root.resolve()):
+        raise LabError(f"a lab of {prev['inventory']} is running: `provnet lab down` first")
+    image = lab_image.build_image()
+    sysctl.raise_limits(sd)
+    _save_state(sd, {"inventory": str(m.root.resolve()), "nodes": [d.hostname for d in m.nodes()],
+                     "oob_bridge": OOB_BRIDGE, "image": str(image)})
+    pubkey = ensure_key().with_suffix(".pub").read_text()
+    _ensure_oob_bridge(m)
+    nodes = m.nodes()
+    total = len(nodes)
+    done = 0
+
+    def boot(dev: Device) -> None:
+        if not node.is_running(dev.hostname, sd):
+            n = node.node(dev.hostname, sd)
+            n.upper.mkdir(parents=True, exist_ok=True)
+            _authorize(dev.hostname, pubkey)
+            node.start(dev.hostname, image, sd, dev.hostname)
+        _wire_oob(dev, m)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(boot, nodes):
+            done += 1
+            if progress:
+                progress("boot", done, total)
+    for link in m.links:
+        _wire_link(link.a, link.b)
+    for seg in m.segments:
+        if len(seg.members) == 1:
+            _wire_stub(*seg.members[0])
+    if progress:
+        progress("wire", total, total)
+
+    def reachable(dev: Device) -> tuple[str, bool]:
+        assert dev.oob_address is not None
+        return dev.hostname, wait_ssh(str(dev.oob_address.ip), 180)
+
+    done = 0
+    failed = []
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        for name, ok in pool.map(reachable, nodes):
+            done += 1
+            if not ok:
+                failed.append(name)
+            if progress:
+                progress("ssh", done, total)
+    if failed:
+        raise LabError(f"no SSH from {', '.join(failed)} within 180 s; see {sd}/nodes/<name>/console.log")
+    configure_pe(m)
+    return status(m)
+
+
+def status(m: Model | None = None) -> list[NodeStatus]:
+    """One row per node of the running lab (from the state file)."""
+    sd = lab_dir()
+    st = _state(sd)
+    names = list(st.get("nodes", [])) if st else []  # type: ignore[arg-type]
+    by_name = {d.hostname: d for d in m.nodes()} if m else {}
+    rows = []
+    for name in names:
+        dev = by_name.get(name)
+        running = node.is_running(name, sd)
+        uptime = None
+        if running:
+            pid = node.leader_pid(name, sd)
+            uptime = time.time() - os.stat(f"/proc/{pid}").st_mtime
+        rows.append(NodeStatus(name, dev.role if dev else "?", "running" if running else "stopped",
+                               str(dev.oob_address.ip) if dev and dev.oob_address else "", uptime))
+    return rows
+
+
+def down(force: bool = False) -> list[str]:
+    """Stop every node and remove namespaces, mounts, veths, bridge and state."""
+    sd = lab_dir()
+    st = _state(sd)
+    names: set[str] = set(st.get("nodes", []))  # type: ignore[arg-type]
+    if force or not st:
+        nodes_dir = sd / "nodes"
+        if nodes_dir.is_dir():
+            names |= {p.name for p in nodes_dir.iterdir() if p.is_dir()}
+        netns_dir = Path("/run/netns")
+        if netns_dir.is_dir():
+            names |= {p.name.removeprefix(node.NETNS_PREFIX) for p in netns_dir.iterdir()
+                      if p.name.startswith(node.NETNS_PREFIX)}
+    if os.geteuid() != 0:
+        if names:
+            raise LabError("lab down needs root")
+        return []
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda n: node.stop(n, sd), sorted(names)))
+    for name in names:
+        host = _host_if(name)
+        if _link_exists(None, host):
+            _ip("link", "del", host, check=False)
+    if _link_exists(None, OOB_BRIDGE):
+        _ip("link", "del", OOB_BRIDGE, check=False)
+    sysctl.restore_limits(sd)
+    (sd / STATE_FILE).unlink(missing_ok=True)
+    return sorted(names)
+
+
+def leftovers() -> list[str]:
+    """Anything of the lab still on the host (for tests and `lab down` checks)."""
+    found = []
+    netns_dir = Path("/run/netns")
+    if netns_dir.is_dir():
+        found += [f"netns {p.name}" for p in netns_dir.iterdir() if p.name.startswith(node.NETNS_PREFIX)]
+    links = _ip("-o", "link", "show", check=False).stdout
+    found += [f"link {l.split(':')[1].strip().split('@')[0]}" for l in links.splitlines()
+              if l.split(":")[1].strip().startswith(("pvo", OOB_BRIDGE))]
+    with open("/proc/self/mounts") as fh:
+        found += [f"mount {l.split()[1]}" for l in fh if l.split()[1].startswith(str(lab_dir()))]
+    return found

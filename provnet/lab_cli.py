@@ -1,0 +1,152 @@
+"""`provnet lab …`: the virtual province on this machine (registered by provnet.cli)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from provnet.cli import InventoryOpt, JsonOpt, app, emit_json, fail, load_model, out
+
+lab_app = typer.Typer(help="The lab: a virtual province from real parts (root).", no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+
+
+def _lab():  # type: ignore[no-untyped-def]
+    from provnet.lab import province
+
+    return province
+
+
+@lab_app.command("image")
+def lab_image(force: bool = typer.Option(False, "--force", help="Rebuild even when cached.")) -> None:
+    """Build (or reuse) the Debian 12 node image; cached outside the repo by package-list hash."""
+    from provnet.lab import image
+
+    if os.geteuid() != 0:
+        fail("lab image needs root (debootstrap)")
+    path = image.build_image(force=force)
+    manifest = image.read_manifest(path)
+    out.print(f"{path} ({manifest.get('size_mb', '?')} MB, built in {manifest.get('build_seconds', '?')} s)",
+              markup=False)
+
+
+@lab_app.command("up")
+def lab_up(inventory: Optional[Path] = InventoryOpt, as_json: bool = JsonOpt) -> None:
+    """Boot one system container per device plus the carrier's PE, wired as the model says.
+
+    Refuses an inventory with any address outside 198.18.0.0/15, refuses to run
+    without root or without a kernel feature it needs. Re-running changes nothing.
+    """
+    prov = _lab()
+    m = load_model(inventory)
+    try:
+        prov.check_range(m)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=out, disable=as_json or not sys.stderr.isatty()) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done)
+
+            rows = prov.up(m, progress)
+    except prov.LabError as exc:
+        fail(str(exc))
+        return
+    _print_status(rows, as_json)
+
+
+def _print_status(rows, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    if as_json:
+        emit_json([r.__dict__ for r in rows])
+        return
+    table = Table(title="lab status")
+    for col in ("node", "role", "state", "management", "uptime"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r.name, r.role, r.state, r.address, f"{r.uptime_s:.0f} s" if r.uptime_s else "-")
+    out.print(table)
+
+
+@lab_app.command("status")
+def lab_status(inventory: Optional[Path] = InventoryOpt, as_json: bool = JsonOpt) -> None:
+    """Show every lab node: state, management address, uptime."""
+    prov = _lab()
+    st = prov._state(prov.lab_dir())
+    m = load_model(Path(st["inventory"]) if st.get("inventory") and inventory is None else inventory)
+    rows = prov.status(m)
+    if not rows and not as_json:
+        out.print("no lab is running", markup=False)
+        return
+    _print_status(rows, as_json)
+    if any(r.state != "running" for r in rows):
+        raise typer.Exit(1)
+
+
+@lab_app.command("down")
+def lab_down(force: bool = typer.Option(False, "--force", help="Also sweep leftovers of a crashed run.")) -> None:
+    """Stop every container; remove namespaces, mounts, veths and state (safe to run twice)."""
+    prov = _lab()
+    try:
+        removed = prov.down(force=force)
+    except prov.LabError as exc:
+        fail(str(exc))
+        return
+    left = prov.leftovers() if os.geteuid() == 0 else []
+    if left:
+        fail("left behind: " + ", ".join(left), code=1)
+    out.print(f"lab down: {len(removed)} node(s) removed", markup=False)
+
+
+@lab_app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def lab_exec(ctx: typer.Context, name: str = typer.Argument(..., help="Node hostname.")) -> None:
+    """Run a command inside a node: provnet lab exec NODE -- CMD [ARGS…]."""
+    from provnet.lab import node
+
+    prov = _lab()
+    argv = list(ctx.args) or ["/bin/bash"]
+    if not node.is_running(name, prov.lab_dir()):
+        fail(f"node {name} is not running (provnet lab status)")
+    os.execvp("nsenter", [*node.exec_argv(name, prov.lab_dir()), *argv])
+
+
+@lab_app.command("ssh")
+def lab_ssh(name: str = typer.Argument(..., help="Node hostname."), inventory: Optional[Path] = InventoryOpt) -> None:
+    """Open an SSH session to a node at its management address, with the lab key."""
+    from provnet import guard
+
+    prov = _lab()
+    m = load_model(inventory)
+    dev = next((d for d in m.nodes() if d.hostname == name), None)
+    if dev is None or dev.oob_address is None:
+        fail(f"no lab node named {name}")
+        return
+    addr = guard.check(str(dev.oob_address.ip), purpose="ssh to")
+    os.execvp("ssh", ["ssh", "-i", str(prov.key_path()), "-o", "StrictHostKeyChecking=no",
+                      "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{addr}"])
+
+
+@lab_app.command("export")
+def lab_export(
+    fmt: str = typer.Argument("containerlab", help="Only 'containerlab' for now."),
+    inventory: Optional[Path] = InventoryOpt,
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="File to write (default: stdout)."),
+) -> None:
+    """Write the lab province as a containerlab topology (same nodes and links)."""
+    from provnet.lab.export import containerlab
+    from provnet.yamlio import dump
+
+    if fmt != "containerlab":
+        fail(f"unknown export format '{fmt}': use containerlab")
+    text = dump(containerlab(load_model(inventory)))
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
