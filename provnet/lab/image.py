@@ -30,7 +30,7 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 
 #: Bump when the post-configuration below changes, so cached images are rebuilt.
-RECIPE_VERSION = "6"
+RECIPE_VERSION = "7"
 
 #: Everything the roles, drivers and tests need inside a node.  Kamailio's
 #: ``jsonrpcs`` module ships in the main ``kamailio`` package on bookworm.
@@ -135,6 +135,15 @@ driftfile /var/lib/chrony/chrony.drift
 makestep 1 3
 rtcsync
 """
+
+#: chronyd's unit only starts with CAP_SYS_TIME, which no node holds: the lab's
+#: chronyd serves and follows time without touching the (host's) clock (``-x``).
+CHRONY_DROPIN = """\
+# provnet lab: nodes never hold CAP_SYS_TIME; chronyd runs with -x instead.
+[Unit]
+ConditionCapability=
+"""
+CHRONY_DEFAULTS = 'DAEMON_OPTS="-F 1 -x"\n'
 
 SOURCES_LIST = "# provnet lab: nodes contact no package mirror.\n"
 
@@ -257,6 +266,15 @@ def _configure_ssh(root: Path) -> None:
 def _configure_systemd(root: Path) -> None:
     """Disable managed services, mask what a container doesn't need, tame journald."""
     _systemctl(root, "disable", *DISABLED_SERVICES)
+    # Disabling rsyslog drops the syslog.service alias that syslog.socket needs;
+    # keep it so a plain `systemctl start rsyslog` works once a role wants it.
+    alias = root / "etc/systemd/system/syslog.service"
+    if not alias.is_symlink():
+        alias.symlink_to("/lib/systemd/system/rsyslog.service")
+    dropin = root / "etc/systemd/system/chrony.service.d"
+    dropin.mkdir(parents=True, exist_ok=True)
+    (dropin / "provnet-lab.conf").write_text(CHRONY_DROPIN)
+    (root / "etc/default/chrony").write_text(CHRONY_DEFAULTS)
     _systemctl(root, "mask", *MASKED_UNITS)
     conf_d = root / "etc/systemd/journald.conf.d"
     conf_d.mkdir(parents=True, exist_ok=True)

@@ -315,7 +315,9 @@ def start(name: str, image: Path, state_dir: Path, hostname: str) -> int:
         procs_files.append(str(directory / "cgroup.procs"))
     # The shell moves itself into the node's cgroups, then becomes nspawn (same PID).
     wrapper = 'for f in $PROVNET_CGROUP_PROCS; do echo $$ > "$f" || exit 1; done; exec "$@"'
-    env = {**os.environ, "PROVNET_CGROUP_PROCS": " ".join(procs_files)}
+    # /proc/sys/net is per network namespace: writable, so nodes set their own net.* sysctls;
+    # the rest of /proc/sys (the host kernel's) stays read-only.
+    env = {**os.environ, "PROVNET_CGROUP_PROCS": " ".join(procs_files), "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
     with open(n.log_file, "ab") as log:
         proc = subprocess.Popen(
             ["sh", "-c", wrapper, "sh", *nspawn_argv(n, hostname)],

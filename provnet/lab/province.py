@@ -299,11 +299,17 @@ def status(m: Model | None = None) -> list[NodeStatus]:
         running = node.is_running(name, sd)
         uptime = None
         if running:
-            pid = node.leader_pid(name, sd)
-            uptime = time.time() - os.stat(f"/proc/{pid}").st_mtime
+            uptime = _uptime(node.leader_pid(name, sd))
         rows.append(NodeStatus(name, dev.role if dev else "?", "running" if running else "stopped",
                                str(dev.oob_address.ip) if dev and dev.oob_address else "", uptime))
     return rows
+
+
+def _uptime(pid: int) -> float:
+    """Seconds since the process started (from /proc, in clock ticks since boot)."""
+    ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    since_boot = float(Path("/proc/uptime").read_text().split()[0])
+    return since_boot - ticks / os.sysconf("SC_CLK_TCK")
 
 
 def down(force: bool = False) -> list[str]:
