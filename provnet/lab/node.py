@@ -26,6 +26,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from provnet.lab.paths import state_root
 
 NETNS_PREFIX = "pvl-"
 NSPAWN = "systemd-nspawn"
+NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
 #: Capabilities a node must never hold (they would reach the host).
 FORBIDDEN_CAPS: tuple[str, ...] = ("CAP_SYS_TIME", "CAP_SYS_MODULE", "CAP_SYS_BOOT")
 #: nspawn's defaults minus FORBIDDEN_CAPS, plus what routers need in their own netns.
@@ -239,10 +241,17 @@ def _remove_cgroups(n: Node) -> None:
 # --- namespaces and mounts -----------------------------------------------------
 
 
+_NETNS_LOCK = threading.Lock()
+
+
 def ensure_netns(n: Node) -> None:
-    """Create the node's network namespace if missing, with loopback up."""
-    if not n.netns_path.exists():
-        subprocess.run(["ip", "netns", "add", n.netns], check=True)
+    """Create the node's network namespace if missing, with loopback up.
+
+    Serialised: concurrent first ``ip netns add`` calls can stack /run/netns mounts.
+    """
+    with _NETNS_LOCK:
+        if not n.netns_path.exists():
+            subprocess.run(["ip", "netns", "add", n.netns], check=True)
     subprocess.run(["ip", "-n", n.netns, "link", "set", "lo", "up"], check=True)
 
 
@@ -406,6 +415,9 @@ def _wait_gone(records: list[tuple[int, int] | None], timeout: float) -> bool:
 def cleanup(n: Node) -> None:
     """Unmount the node's root, delete its netns, cgroups and state directory."""
     _remove_cgroups(n)
+    propagate = NSPAWN_PROPAGATE / n.name  # nspawn's, left behind when /run is not a tmpfs
+    if propagate.is_dir() and not is_mounted(propagate):
+        subprocess.run(["rm", "-rf", "--one-file-system", str(propagate)], check=False)
     for _ in range(3):
         if not is_mounted(n.merged):
             break

@@ -164,6 +164,7 @@ def _link_local(runtime: Path, name: str) -> str:
 
 
 def test_link_local_ping_across_veth(runtime: Path, ready: dict[str, node.Readiness]) -> None:
+    _link_local(runtime, "rt-a")  # our own address must be out of DAD too
     addr = _link_local(runtime, "rt-b")
     out = run(runtime, "rt-a", "ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", f"{addr}%{VETH['rt-a']}")
     assert " 0% packet loss" in out
@@ -199,3 +200,6 @@ def test_stop_leaves_nothing(lab_image: Path, runtime: Path, ready: dict[str, no
     assert not [pid for pid in records if Path(f"/proc/{pid}").exists()]
     assert _processes_rooted_under(runtime) == []
     assert not (runtime / "nodes" / "rt-a").exists()
+    for name in NAMES:
+        assert not (node.NSPAWN_PROPAGATE / name).exists()
+        assert not [d for d in node.cgroup_dirs(node.node(name, runtime)) if d.exists()]

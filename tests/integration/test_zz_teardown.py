@@ -1,0 +1,36 @@
+"""Runs last: `lab down` leaves no namespace, mount, veth or process behind, and is safe twice."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from provnet import model
+from provnet.lab import province, sysctl
+
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+
+
+def _lab_processes() -> list[int]:
+    root = str(province.lab_dir())
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.readlink(proc / "root").startswith(root) or root in (proc / "cmdline").read_text(errors="replace"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_down_leaves_nothing_and_is_idempotent(lab: model.Model) -> None:
+    saved = province.lab_dir() / sysctl.SAVED_FILE
+    original = __import__("json").loads(saved.read_text())["fs.inotify.max_user_instances"]
+    removed = province.down()
+    assert set(removed) == {d.hostname for d in lab.nodes()}
+    assert province.leftovers() == []
+    assert _lab_processes() == []
+    assert sysctl.read("fs.inotify.max_user_instances") == original
+    assert province.down() == []  # twice is fine
