@@ -128,9 +128,10 @@ def lab_ssh(name: str = typer.Argument(..., help="Node hostname."), inventory: O
     if dev is None or dev.oob_address is None:
         fail(f"no lab node named {name}")
         return
-    addr = guard.check(str(dev.oob_address.ip), purpose="ssh to")
-    os.execvp("ssh", ["ssh", "-i", str(prov.key_path()), "-o", "StrictHostKeyChecking=no",
-                      "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{addr}"])
+    argv = [a for a in prov.ssh_argv(guard.check(str(dev.oob_address.ip), purpose="ssh to"))]
+    i = argv.index("BatchMode=yes")
+    del argv[i - 1:i + 1]  # interactive: let ssh prompt if it must
+    os.execvp("ssh", argv)
 
 
 @lab_app.command("export")

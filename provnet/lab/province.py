@@ -354,3 +354,19 @@ def leftovers() -> list[str]:
     with open("/proc/self/mounts") as fh:
         found += [f"mount {l.split()[1]}" for l in fh if l.split()[1].startswith(str(lab_dir()))]
     return found
+
+
+def ssh_argv(address: str) -> list[str]:
+    """The ssh command line that reaches a lab node as root with the lab key."""
+    guard.check(address, purpose="ssh to")
+    return ["ssh", "-i", str(key_path()), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"root@{address}"]
+
+
+def ssh_run(m: Model, host: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run a command on a lab node over real SSH at its management address."""
+    dev = next(d for d in m.nodes() if d.hostname == host)
+    if dev.oob_address is None:
+        raise LabError(f"{host} has no management address")
+    return subprocess.run([*ssh_argv(str(dev.oob_address.ip)), command], capture_output=True, text=True,
+                          timeout=timeout)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,17 +29,3 @@ def lab(lab_model: model.Model) -> Iterator[model.Model]:
     yield lab_model
     province.down()
     assert province.leftovers() == []
-
-
-def ssh(m: model.Model, host: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """Run a command on a lab node over real SSH at its management address, with the lab key."""
-    from provnet import guard
-
-    dev = next(d for d in m.nodes() if d.hostname == host)
-    assert dev.oob_address is not None
-    addr = guard.check(str(dev.oob_address.ip), purpose="ssh to")
-    return subprocess.run(
-        ["ssh", "-i", str(province.key_path()), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"root@{addr}", command],
-        capture_output=True, text=True, timeout=timeout,
-    )
