@@ -264,7 +264,7 @@ def main() -> None:
         sys.exit(2)
 
 
-from provnet import lab_cli  # noqa: E402,F401  (registers `provnet lab`)
+from provnet import lab_cli, net_cli  # noqa: E402,F401  (register `provnet lab`, `provnet net`)
 
 if __name__ == "__main__":
     main()

@@ -70,6 +70,9 @@ def device_vars(m: Model, dev: Device) -> dict[str, Any]:
             "snmp_priv_key": m.credentials["snmp"]["priv_key"],
         },
     }
+    from provnet.topology import routing_context
+
+    data.update(routing_context(m, dev))
     if dev.sip is not None:
         data["provnet_sip"] = {"user": dev.sip.user, "extension": dev.sip.extension,
                                "domain": dev.sip.domain, "aor": dev.sip.aor,

@@ -159,6 +159,9 @@ class Model:
     carrier_asn: int
     dc_asn: int
     sip_domain: str
+    sip_port: int
+    rtp_ports: tuple[int, int]
+    register_interval: int
     sites: dict[str, Site]
     devices: dict[str, Device]
     pe: Device
@@ -167,6 +170,8 @@ class Model:
     services: dict[str, str]
     oob_network: IPv4Network | None
     controller_oob: IPv4Interface | None
+    controller_data: IPv4Interface | None
+    controller_gateway: tuple[str, str] | None
     dc_prefixes: tuple[IPv4Network, ...]
     credentials: dict[str, Any]
     source: sot.Source = field(repr=False, compare=False)
@@ -176,6 +181,14 @@ class Model:
 
     def communes(self) -> list[Site]:
         return [s for s in self.sites.values() if s.level == "commune"]
+
+    def controller_route_via(self) -> str | None:
+        """The in-band gateway the controller uses toward the data plane (its zone's router)."""
+        if self.controller_gateway is None:
+            return None
+        host, ifname = self.controller_gateway
+        addr = self.devices[host].interface(ifname).address
+        return str(addr.ip) if addr else None
 
     def nodes(self) -> list[Device]:
         """Every node the lab runs: managed devices plus the carrier's PE."""
@@ -338,13 +351,22 @@ def _compile(src: sot.Source) -> Model:
         oob_address=ipam.host(block0, 2, "carrier PE (out-of-band block 0)") if block0 else None,
     )
     links = _links(segments)
+    controller_data = controller_gateway = None
+    if p.dc.controller_zone is not None:
+        zone = ipam.net(p.dc.zones[p.dc.controller_zone].prefix)
+        controller_data = ipam.host(zone, 1, "controller (dc.controller_zone host 1)")
+        seg = next(s for s in segments if s.name == f"dc-{p.dc.controller_zone}")
+        gw = next(((h, i) for h, i in seg.members if devices[h].role in ROUTER_ROLES), None)
+        controller_gateway = gw
     dc_prefixes = (dc_lo,) + tuple(ipam.net(z.prefix) for z in p.dc.zones.values())
     return Model(
         root=src.root, name=p.province.name, code=p.province.code, production=p.province.production,
         carrier_name=p.carrier.name, carrier_asn=p.carrier.asn, dc_asn=p.asn_range.start,
-        sip_domain=p.sip.domain, sites=sites, devices=devices, pe=pe, segments=tuple(segments), links=links,
+        sip_domain=p.sip.domain, sip_port=p.sip.port, rtp_ports=p.sip.rtp_ports,
+        register_interval=p.sip.register_interval, sites=sites, devices=devices, pe=pe, segments=tuple(segments), links=links,
         services=p.services.model_dump(), oob_network=oob_pool,
         controller_oob=ipam.host(block0, 1, "controller (out-of-band block 0)") if block0 else None,
+        controller_data=controller_data, controller_gateway=controller_gateway,
         dc_prefixes=dc_prefixes, credentials=p.credentials.model_dump(), source=src,
     )
 

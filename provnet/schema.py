@@ -116,6 +116,7 @@ class Dc(Strict):
     loopback: str
     zones: dict[str, DcZone]
     devices: dict[str, DeviceDef]
+    controller_zone: str | None = None   # the management station's zone (host 1 of it)
 
     _net = field_validator("loopback")(lambda v: _network(v))
 
@@ -146,6 +147,9 @@ class Credentials(Strict):
 class Sip(Strict):
     domain: str
     password: str = "vault:sip_{hostname}"
+    port: int = Field(default=5060, ge=1, le=65535)
+    rtp_ports: tuple[int, int] = (10000, 10999)
+    register_interval: int = Field(default=120, ge=30, le=3600)
 
     _s = field_validator("password", mode="before")(lambda v: _secret(v))
 

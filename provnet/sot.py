@@ -308,6 +308,9 @@ def check(src: Source, prov_shown: str, site_shown: dict[str, str]) -> list[Prob
         if zone.switch is not None and zone.switch not in p.dc.devices:
             add(Problem(prov_shown, f"dc.zones.{zname}", f"switch '{zone.switch}' is not a DC device",
                         f"use one of: {', '.join(p.dc.devices)}"))
+    if p.dc.controller_zone is not None and p.dc.controller_zone not in p.dc.zones:
+        add(Problem(prov_shown, "dc.controller_zone", f"unknown DC zone '{p.dc.controller_zone}'",
+                    f"use one of: {', '.join(p.dc.zones)}"))
     for sname, host in p.services.model_dump().items():
         if host not in p.dc.devices:
             add(Problem(prov_shown, f"services.{sname}", f"'{host}' is not a DC device",

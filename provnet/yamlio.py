@@ -31,6 +31,21 @@ class YamlSyntaxError(ValueError):
         self.line = line
 
 
+def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[object, object]:
+    """Like SafeLoader's, but a key given twice is an error (YAML keeps the last one silently)."""
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise YamlSyntaxError(f"duplicate key '{key}' (the second one would silently replace the first)",
+                                  key_node.start_mark.line + 1)
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
 def load(path: Path) -> Any:
     """Parse one YAML file."""
     try:

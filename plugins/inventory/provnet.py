@@ -26,7 +26,6 @@ plugin: provnet
 """
 
 import os
-import re
 import sys
 
 from ansible.errors import AnsibleParserError
@@ -35,10 +34,6 @@ from ansible.plugins.inventory import BaseInventoryPlugin
 _REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 if _REPO not in sys.path:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, _REPO)
-
-
-def _group(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
 class InventoryModule(BaseInventoryPlugin):
@@ -51,7 +46,7 @@ class InventoryModule(BaseInventoryPlugin):
     def parse(self, inventory, loader, path, cache=True):  # type: ignore[no-untyped-def]
         super().parse(inventory, loader, path, cache)
         self._read_config_data(path)
-        from provnet import guard, hostvars, model
+        from provnet import guard, hostvars, model, selection
         from provnet.errors import AddressRefused, InventoryError
 
         root = os.path.dirname(path)
@@ -59,6 +54,9 @@ class InventoryModule(BaseInventoryPlugin):
             m = model.load(root)
         except InventoryError as exc:
             raise AnsibleParserError(f"provnet: invalid inventory {root}:\n{exc}") from None
+        from provnet.drivers.ssh import lab_key as _lab_key
+
+        lab_key = _lab_key()
         for level in ("dc", "districts", "communes"):
             self.inventory.add_group(level)
         self.inventory.add_group("sites")
@@ -73,14 +71,9 @@ class InventoryModule(BaseInventoryPlugin):
             self.inventory.add_host(host)
             for key, value in hostvars.device_vars(m, dev).items():
                 self.inventory.set_variable(host, key, value)
-            level_group = {"dc": "dc", "district": "districts", "commune": "communes"}[dev.level]
-            self.inventory.add_host(host, group=level_group)
-            groups = [f"platform_{p}" for p in dev.platforms] + [f"role_{dev.role}"]
-            if dev.site:
-                groups.append(f"site_{dev.site}")
-            if dev.district:
-                groups.append(f"district_{dev.district}")
-            for group in groups:
-                group = _group(group)
+            self.inventory.set_variable(host, "ansible_user", m.credentials["admin_user"])
+            if lab_key and not m.production:
+                self.inventory.set_variable(host, "ansible_ssh_private_key_file", lab_key)
+            for group in selection.groups_of(dev):
                 self.inventory.add_group(group)
                 self.inventory.add_host(host, group=group)

@@ -30,6 +30,7 @@ from provnet.lab.paths import state_root
 from provnet.model import Device, Model
 
 OOB_BRIDGE = "pvoob"
+CONTROLLER_IF = "pvctl0"
 STATE_FILE = "lab.json"
 Progress = Callable[[str, int, int], None]
 
@@ -148,12 +149,34 @@ def _wire_stub(host: str, ifname: str) -> None:
     _ip("-n", ns, "link", "set", f"{ifname}p", "up")
 
 
+def _wire_controller(m: Model) -> str | None:
+    """The management station's in-band leg: a host veth into the DC management zone.
+
+    The host only originates and receives on it (it never forwards); its route to the
+    data plane (198.18.0.0/16) goes through the zone's router, so in-band management
+    crosses the real DC firewall, core, PE and CE.
+    """
+    if m.controller_data is None or m.controller_gateway is None:
+        return None
+    host, ifname = m.controller_gateway
+    ns = node.node(host, lab_dir()).netns
+    if not _link_exists(None, CONTROLLER_IF):
+        _ip("link", "add", CONTROLLER_IF, "type", "veth", "peer", "name", ifname, "netns", ns)
+    _ip("addr", "replace", str(m.controller_data), "dev", CONTROLLER_IF)
+    _ip("link", "set", CONTROLLER_IF, "up")
+    _ip("-n", ns, "link", "set", ifname, "up")
+    via = m.controller_route_via()
+    _ip("route", "replace", "198.18.0.0/16", "via", str(via), "dev", CONTROLLER_IF)
+    seg = next(s for s in m.segments if (host, ifname) in s.members)
+    return seg.name
+
+
 # ---------------------------------------------------------------- the carrier PE
 
 
 def pe_config(m: Model) -> str:
     """The carrier's PE: eBGP to the DC and every CE, passing routes between them."""
-    lines = ["frr defaults traditional", f"hostname {m.pe.hostname}", "no ipv6 forwarding", "!"]
+    lines = ["frr defaults traditional", f"hostname {m.pe.hostname}", "ip forwarding", "no ipv6 forwarding", "!"]
     for iface in m.pe.interfaces:
         lines += [f"interface {iface.name}", f" ip address {iface.address}", "!"]
     lines += [f"router bgp {m.carrier_asn}", " bgp router-id 198.18.2.0", " no bgp ebgp-requires-policy",
@@ -262,8 +285,9 @@ def up(m: Model, progress: Progress | None = None, workers: int = 8) -> list[Nod
                 progress("boot", done, total)
     for link in m.links:
         _wire_link(link.a, link.b)
+    controller_seg = _wire_controller(m)
     for seg in m.segments:
-        if len(seg.members) == 1:
+        if len(seg.members) == 1 and seg.name != controller_seg:
             _wire_stub(*seg.members[0])
     if progress:
         progress("wire", total, total)
@@ -335,8 +359,9 @@ def down(force: bool = False) -> list[str]:
         host = _host_if(name)
         if _link_exists(None, host):
             _ip("link", "del", host, check=False)
-    if _link_exists(None, OOB_BRIDGE):
-        _ip("link", "del", OOB_BRIDGE, check=False)
+    for link in (OOB_BRIDGE, CONTROLLER_IF):
+        if _link_exists(None, link):
+            _ip("link", "del", link, check=False)
     sysctl.restore_limits(sd)
     (sd / STATE_FILE).unlink(missing_ok=True)
     return sorted(names)
@@ -350,7 +375,7 @@ def leftovers() -> list[str]:
         found += [f"netns {p.name}" for p in netns_dir.iterdir() if p.name.startswith(node.NETNS_PREFIX)]
     links = _ip("-o", "link", "show", check=False).stdout
     found += [f"link {l.split(':')[1].strip().split('@')[0]}" for l in links.splitlines()
-              if l.split(":")[1].strip().startswith(("pvo", OOB_BRIDGE))]
+              if l.split(":")[1].strip().startswith(("pvo", OOB_BRIDGE, CONTROLLER_IF))]
     with open("/proc/self/mounts") as fh:
         found += [f"mount {l.split()[1]}" for l in fh if l.split()[1].startswith(str(lab_dir()))]
     return found

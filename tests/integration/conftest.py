@@ -27,5 +27,7 @@ def lab(lab_model: model.Model) -> Iterator[model.Model]:
         pytest.skip("the lab needs root")
     province.up(lab_model)
     yield lab_model
+    if os.environ.get("PROVNET_KEEP_LAB") == "1":  # for development: keep the lab for the next run
+        return
     province.down()
     assert province.leftovers() == []

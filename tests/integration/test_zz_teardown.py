@@ -10,7 +10,8 @@ import pytest
 from provnet import model
 from provnet.lab import province, sysctl
 
-pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
+pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
+              pytest.mark.skipif(os.environ.get("PROVNET_KEEP_LAB") == "1", reason="PROVNET_KEEP_LAB=1 keeps the lab")]
 
 
 def _lab_processes() -> list[int]:

@@ -1,0 +1,60 @@
+"""The baresip video-conference endpoint (Linux SIP endpoint, real in the lab).
+
+The driver owns the endpoint's configuration — baresip's ``config`` and ``accounts``
+(the SIP account, auto-answer, media settings) and the host's network file — while
+the ``vc_endpoint`` role owns the package and the ``baresip`` service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from provnet.drivers.base import DriverError
+from provnet.drivers.linux import LinuxDriver
+
+CONFIG_DIR = "/etc/provnet/baresip"
+NETWORK_DIR = "/etc/systemd/network"
+
+
+class BaresipDriver(LinuxDriver):
+    platform = "baresip"
+    services = ()
+
+    def path_of(self, name: str) -> str:
+        if name in ("config", "accounts", "contacts"):
+            return f"{CONFIG_DIR}/{name}"
+        if name.startswith("50-provnet-") and name.endswith(".network"):
+            return f"{NETWORK_DIR}/{name}"
+        raise DriverError(f"baresip: unknown section '{name}'")
+
+    def mode_of(self, name: str) -> str:
+        return "0640" if name == "accounts" else "0644"
+
+    def owned(self) -> list[str]:
+        return sorted(set(self.candidate or {}) | {"config", "accounts"})
+
+    def apply_script(self) -> str:
+        return (
+            f"chgrp baresip {CONFIG_DIR}/accounts 2>/dev/null || true\n"
+            "if ls /etc/systemd/network/50-provnet-*.network >/dev/null 2>&1; then\n"
+            "  systemctl enable -q systemd-networkd; systemctl restart systemd-networkd\n"
+            "fi\n"
+            "if systemctl cat baresip.service >/dev/null 2>&1; then systemctl restart baresip; fi\n"
+        )
+
+    def status(self) -> dict[str, Any]:
+        """The endpoint's registration as baresip reports it over its control interface (ctrl_tcp)."""
+        port = int(self.optional_args.get("ctrl_port", 4444))
+        res = self.s.run(f"python3 - <<'EOF'\nimport json,socket\ns=socket.create_connection(('127.0.0.1',{port}),3)\n"
+                         "c=json.dumps({'command':'reginfo','token':'pv'}).encode()\n"
+                         "s.sendall(str(len(c)).encode()+b':'+c+b',')\n"
+                         "d=b''\nwhile d.count(b',')<1 or b'\"response\"' not in d:\n"
+                         "    x=s.recv(65536)\n    if not x: break\n    d+=x\nprint(d.decode())\nEOF")
+        if res.rc != 0:
+            return {"running": False, "error": res.err.strip()[-300:]}
+        return {"running": True, "raw": res.out.strip()}
+
+    def get_facts(self) -> dict[str, Any]:
+        facts = super().get_facts()
+        facts["vendor"], facts["model"] = "baresip", "SIP endpoint"
+        return facts

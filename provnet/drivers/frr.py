@@ -1,0 +1,161 @@
+"""FRR over SSH: frr.conf and the daemons file; diff and apply with frr-reload.py.
+
+- validation: ``vtysh -C -f`` on the uploaded candidate, before anything is applied;
+- diff: ``frr-reload.py --test`` (exits 0 even when lines differ, so its output is parsed)
+  against the running daemons; the whole file when FRR is not running yet;
+- apply: ``frr-reload.py --reload``, or a restart when the daemons file changed or FRR
+  was down; afterwards a second ``--test`` must come back empty;
+- interface addresses live in frr.conf (zebra owns them), so a deploy survives a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from provnet.drivers.base import CommitError, DriverError
+from provnet.drivers.linux import STATE, LinuxDriver, unified
+
+RELOAD = "/usr/lib/frr/frr-reload.py"
+PATHS = {"frr.conf": "/etc/frr/frr.conf", "daemons": "/etc/frr/daemons"}
+
+
+def parse_reload_test(output: str) -> tuple[list[str], list[str]]:
+    """frr-reload.py --test output → (lines to delete, lines to add)."""
+    delete: list[str] = []
+    add: list[str] = []
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if line.startswith("Lines To Delete"):
+            current = delete
+        elif line.startswith("Lines To Add"):
+            current = add
+        elif current is not None and line.strip() and not set(line.strip()) <= {"="}:
+            current.append(line.rstrip())
+    return delete, add
+
+
+class FrrDriver(LinuxDriver):
+    platform = "frr"
+    services = ("frr",)
+
+    def path_of(self, name: str) -> str:
+        try:
+            return PATHS[name]
+        except KeyError:
+            raise DriverError(f"frr: unknown section '{name}' (expected {', '.join(PATHS)})") from None
+
+    def owned(self) -> list[str]:
+        return sorted(PATHS)
+
+    def mode_of(self, name: str) -> str:
+        return "0640"
+
+    def _active(self) -> bool:
+        return self.s.run("systemctl is-active -q frr").rc == 0
+
+    def validate(self, staged: dict[str, str]) -> None:
+        if "frr.conf" in staged:
+            res = self.s.run(f"vtysh -C -f {staged['frr.conf']}")
+            if res.rc != 0:
+                raise CommitError(f"{self.hostname}: FRR rejects the candidate (vtysh -C): "
+                                  f"{(res.out + res.err).strip()[-800:]}; nothing was applied")
+
+    def _reload_test(self, path: str) -> tuple[list[str], list[str]]:
+        res = self.s.run(f"{RELOAD} --test {path}", timeout=90)
+        if res.rc != 0:
+            raise DriverError(f"{self.hostname}: frr-reload.py --test failed: {(res.err or res.out).strip()[-600:]}")
+        return parse_reload_test(res.out)
+
+    def platform_diff(self) -> str:
+        assert self.candidate is not None
+        out = []
+        running = self.running_files(["daemons"])
+        if "daemons" in self.candidate and (running["daemons"] or "") != self.candidate["daemons"]:
+            out.append(unified(running["daemons"] or "", self.candidate["daemons"], "daemons"))
+        if "frr.conf" in self.candidate:
+            if self._active():
+                staged = f"{STATE}/candidate/frr/diff-frr.conf"
+                self.s.write(staged, self.candidate["frr.conf"], mode="0600")
+                delete, add = self._reload_test(staged)
+                if delete or add:
+                    out.append("--- running/frr (vtysh)\n+++ intended/frr.conf\n"
+                               + "".join(f"-{l}\n" for l in delete) + "".join(f"+{l}\n" for l in add))
+            else:
+                out.append(unified("", self.candidate["frr.conf"], "frr.conf (FRR not running)"))
+        return "".join(out)
+
+    def apply_script(self) -> str:
+        return (
+            "chown frr:frr /etc/frr/frr.conf /etc/frr/daemons 2>/dev/null || true\n"
+            "systemctl enable -q frr\n"
+            f"if systemctl is-active -q frr && cmp -s /etc/frr/daemons {STATE}/rollback/frr/files/daemons; then\n"
+            f"  {RELOAD} --reload /etc/frr/frr.conf\n"
+            "else\n"
+            "  systemctl restart frr\n"
+            "fi\n"
+        )
+
+    def revert_apply(self) -> str:
+        return ("chown frr:frr /etc/frr/frr.conf /etc/frr/daemons 2>/dev/null\n"
+                f"if systemctl is-active -q frr; then systemctl restart frr; fi\n")
+
+    def after_commit(self) -> None:
+        """The second --test must come back empty (FRR converged to the file)."""
+        left: tuple[list[str], list[str]] = ([], [])
+        for _ in range(30):
+            try:
+                left = self._reload_test("/etc/frr/frr.conf")
+            except DriverError:
+                time.sleep(0.5)  # daemons still starting
+                continue
+            if not left[0] and not left[1]:
+                return
+            time.sleep(0.5)
+        raise CommitError(f"{self.hostname}: FRR did not converge to the intended config; still to delete "
+                          f"{left[0][:5]}, to add {left[1][:5]}")
+
+    # -------------------------------------------------------------- getters
+
+    def _vtysh_json(self, command: str) -> Any:
+        res = self.s.run(f"vtysh -c {json.dumps(command)}")
+        if res.rc != 0:
+            raise DriverError(f"{self.hostname}: vtysh '{command}' failed: {(res.err or res.out).strip()}")
+        return json.loads(res.out or "{}")
+
+    def get_bgp_neighbors(self) -> dict[str, Any]:
+        if not self._active():
+            return {"global": {"router_id": "", "peers": {}}}
+        data = self._vtysh_json("show bgp ipv4 unicast summary json")
+        peers = {}
+        for addr, p in (data.get("peers") or {}).items():
+            established = p.get("state") == "Established"
+            peers[addr] = {
+                "local_as": data.get("as"), "remote_as": p.get("remoteAs"), "remote_id": "",
+                "is_up": established, "is_enabled": p.get("state") != "Idle (Admin)",
+                "description": p.get("desc", ""), "uptime": p.get("peerUptimeMsec", 0) / 1000,
+                "address_family": {"ipv4": {"received_prefixes": p.get("pfxRcd", 0) if established else -1,
+                                            "accepted_prefixes": p.get("pfxRcd", 0) if established else -1,
+                                            "sent_prefixes": p.get("pfxSnt", 0) if established else -1}},
+                "state": p.get("state", ""),
+            }
+        return {"global": {"router_id": data.get("routerId", ""), "peers": peers}}
+
+    def get_route_table(self) -> dict[str, list[dict[str, Any]]]:
+        """Kernel-independent view of FRR's IPv4 RIB: prefix → [{protocol, nexthops, selected}]."""
+        if not self._active():
+            return {}
+        data = self._vtysh_json("show ip route json")
+        return {prefix: [{"protocol": r.get("protocol"), "selected": r.get("selected", False),
+                          "nexthops": [n.get("ip", n.get("interfaceName", "")) for n in r.get("nexthops", [])]}
+                         for r in routes] for prefix, routes in data.items()}
+
+    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> dict[str, str]:
+        out = super().get_config(retrieve, full, sanitized)
+        if self._active():
+            res = self.s.run("vtysh -c 'show running-config'")
+            if res.rc == 0:
+                out["running"] = re.sub(r"^(Building configuration|Current configuration).*\n", "", res.out, flags=re.M)
+        return out

@@ -1,0 +1,81 @@
+"""The DC access switch on Linux: one bridge per VLAN (this kernel has no VLAN filtering).
+
+Bridges and their member ports are systemd-networkd files (``50-provnet-*``) the driver
+owns; the diff covers both the files and the live state (``ip -j link`` / ``bridge -j link``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from provnet.drivers.base import DriverError
+from provnet.drivers.linux import LinuxDriver, unified
+
+NETWORK_DIR = "/etc/systemd/network"
+PREFIX = "50-provnet-"
+
+
+def intended_bridges(files: dict[str, str]) -> dict[str, set[str]]:
+    """{bridge: {ports}} from .netdev (Kind=bridge) and .network (Bridge=) files."""
+    bridges: dict[str, set[str]] = {}
+    for name, text in files.items():
+        if name.endswith(".netdev") and re.search(r"^Kind=bridge", text, re.M):
+            m = re.search(r"^Name=(\S+)", text, re.M)
+            if m:
+                bridges.setdefault(m.group(1), set())
+    for name, text in files.items():
+        if name.endswith(".network"):
+            port = re.search(r"^Name=(\S+)", text, re.M)
+            br = re.search(r"^Bridge=(\S+)", text, re.M)
+            if port and br:
+                bridges.setdefault(br.group(1), set()).add(port.group(1))
+    return bridges
+
+
+class LinuxSwitchDriver(LinuxDriver):
+    platform = "linux_switch"
+    services = ("systemd-networkd",)
+
+    def path_of(self, name: str) -> str:
+        if not name.startswith(PREFIX) or "/" in name:
+            raise DriverError(f"linux_switch: section '{name}' must be a {PREFIX}* networkd file")
+        return f"{NETWORK_DIR}/{name}"
+
+    def owned(self) -> list[str]:
+        res = self.s.run(f"ls {NETWORK_DIR} 2>/dev/null")
+        live = [n for n in res.out.split() if n.startswith(PREFIX)]
+        return sorted(set(live) | set(self.candidate or {}))
+
+    def remove_stale(self) -> str:
+        stale = [n for n in self.owned() if n not in (self.candidate or {})]
+        return "".join(f"rm -f {NETWORK_DIR}/{n}\n" for n in stale)
+
+    def live_bridges(self) -> dict[str, set[str]]:
+        links = json.loads(self.s.run("ip -j link show").out or "[]")
+        bridges = {l["ifname"]: set() for l in links if l.get("linkinfo", {}).get("info_kind") == "bridge"}
+        if not bridges:
+            links = json.loads(self.s.run("ip -j -d link show").out or "[]")
+            bridges = {l["ifname"]: set() for l in links if l.get("linkinfo", {}).get("info_kind") == "bridge"}
+        for port in json.loads(self.s.run("bridge -j link show").out or "[]"):
+            if port.get("master") in bridges:
+                bridges[port["master"]].add(port["ifname"])
+        return bridges
+
+    def platform_diff(self) -> str:
+        assert self.candidate is not None
+        out = [self.file_diff()]
+        want, have = intended_bridges(self.candidate), self.live_bridges()
+        want_lines = [f"bridge {b}: {' '.join(sorted(p))}\n" for b, p in sorted(want.items())]
+        have_lines = [f"bridge {b}: {' '.join(sorted(p))}\n" for b, p in sorted(have.items()) if b in want or
+                      b.startswith("br")]
+        if want_lines != have_lines:
+            out.append(unified("".join(have_lines), "".join(want_lines), "bridges (live state)"))
+        return "".join(out)
+
+    def apply_script(self) -> str:
+        return "systemctl enable -q systemd-networkd\nsystemctl restart systemd-networkd\n" \
+               "networkctl reload 2>/dev/null || true\n"
+
+    def revert_apply(self) -> str:
+        return self.apply_script()
