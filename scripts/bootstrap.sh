@@ -20,8 +20,10 @@ stamp="$VENV/.provnet-requirements"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
-if ! cmp -s requirements.txt "$stamp" 2>/dev/null; then
+# requirements-nodeps.txt: packages whose declared pins conflict with ours but that work (see the file)
+if ! cat requirements.txt requirements-nodeps.txt pyproject.toml | cmp -s - "$stamp" 2>/dev/null; then
     "$VENV/bin/pip" install -q -r requirements.txt
+    "$VENV/bin/pip" install -q --no-deps -r requirements-nodeps.txt
     "$VENV/bin/pip" install -q --no-deps -e .
-    cp requirements.txt "$stamp"
+    cat requirements.txt requirements-nodeps.txt pyproject.toml > "$stamp"
 fi

@@ -16,10 +16,11 @@ import time
 from typing import Any
 
 from provnet.drivers.base import CommitError, DriverError
-from provnet.drivers.linux import STATE, LinuxDriver, unified
+from provnet.drivers.linux import STATE, LinuxDriver, make_bundle, unified
 
 RELOAD = "/usr/lib/frr/frr-reload.py"
-PATHS = {"frr.conf": "/etc/frr/frr.conf", "daemons": "/etc/frr/daemons"}
+PATHS = {"frr.conf": "/etc/frr/frr.conf", "daemons": "/etc/frr/daemons",
+         "sysctl": "/etc/sysctl.d/60-provnet-routing.conf"}
 
 
 def parse_reload_test(output: str) -> tuple[list[str], list[str]]:
@@ -51,7 +52,13 @@ class FrrDriver(LinuxDriver):
         return sorted(PATHS)
 
     def mode_of(self, name: str) -> str:
-        return "0640"
+        return "0644" if name == "sysctl" else "0640"
+
+    def snapshot_live(self, directory: str) -> list[str]:
+        # the running config, hand-made changes included, is what a rollback must restore
+        return [f"if systemctl is-active -q frr; then vtysh -c 'show running-config' | sed -e '/^Building configuration/d' "
+                f"-e '/^Current configuration:/d' -e '/^end$/d' > {directory}/frr.conf.live && "
+                f"mv {directory}/frr.conf.live {directory}/frr.conf; fi"]
 
     def _active(self) -> bool:
         return self.s.run("systemctl is-active -q frr").rc == 0
@@ -72,9 +79,10 @@ class FrrDriver(LinuxDriver):
     def platform_diff(self) -> str:
         assert self.candidate is not None
         out = []
-        running = self.running_files(["daemons"])
-        if "daemons" in self.candidate and (running["daemons"] or "") != self.candidate["daemons"]:
-            out.append(unified(running["daemons"] or "", self.candidate["daemons"], "daemons"))
+        running = self.running_files(["daemons", "sysctl"])
+        for name in ("daemons", "sysctl"):
+            if name in self.candidate and (running[name] or "") != self.candidate[name]:
+                out.append(unified(running[name] or "", self.candidate[name], name))
         if "frr.conf" in self.candidate:
             if self._active():
                 staged = f"{STATE}/candidate/frr/diff-frr.conf"
@@ -89,6 +97,7 @@ class FrrDriver(LinuxDriver):
 
     def apply_script(self) -> str:
         return (
+            "sysctl -q -p /etc/sysctl.d/60-provnet-routing.conf 2>/dev/null || true\n"
             "chown frr:frr /etc/frr/frr.conf /etc/frr/daemons 2>/dev/null || true\n"
             "systemctl enable -q frr\n"
             f"if systemctl is-active -q frr && cmp -s /etc/frr/daemons {STATE}/rollback/frr/files/daemons; then\n"
@@ -99,7 +108,9 @@ class FrrDriver(LinuxDriver):
         )
 
     def revert_apply(self) -> str:
-        return ("chown frr:frr /etc/frr/frr.conf /etc/frr/daemons 2>/dev/null\n"
+        return ("if [ -e /etc/sysctl.d/60-provnet-routing.conf ]; then sysctl -q -p /etc/sysctl.d/60-provnet-routing.conf; "
+                "else sysctl -q -w net.ipv4.ip_forward=0; fi\n"
+                "chown frr:frr /etc/frr/frr.conf /etc/frr/daemons 2>/dev/null\n"
                 f"if systemctl is-active -q frr; then systemctl restart frr; fi\n")
 
     def after_commit(self) -> None:
@@ -157,5 +168,6 @@ class FrrDriver(LinuxDriver):
         if self._active():
             res = self.s.run("vtysh -c 'show running-config'")
             if res.rc == 0:
-                out["running"] = re.sub(r"^(Building configuration|Current configuration).*\n", "", res.out, flags=re.M)
+                live = re.sub(r"^(Building configuration|Current configuration).*\n|^end\n", "", res.out, flags=re.M)
+                out["running"] = make_bundle({**self.running_files(), "frr.conf": live})
         return out

@@ -176,6 +176,7 @@ class LinuxDriver(NetworkDriver):
             snap.append(f"if [ -e {live} ]; then cp -p {live} {base}/files/{shlex.quote(name)}; fi")
         for svc in self.services:
             snap.append(f"systemctl is-enabled {svc} > {base}/{svc}.enabled 2>/dev/null || true")
+        snap.extend(self.snapshot_live(f"{base}/files"))
         self.s.run(" && ".join(snap) + " ; true").check("snapshot")
         self.s.write(f"{base}/revert.sh", self._snapshot_script(), mode="0700")
         unit = f"provnet-{self.platform}-{int(time.time())}"
@@ -209,6 +210,10 @@ class LinuxDriver(NetworkDriver):
         if not revert_in:
             self.s.run(f"rm -f {base}/pending")
 
+    def snapshot_live(self, directory: str) -> list[str]:
+        """Shell that overwrites file snapshots with the *live* state (what a backup shows)."""
+        return []
+
     def after_commit(self) -> None:
         """Checks after the apply (e.g. FRR's second --test must be empty)."""
 
@@ -221,8 +226,9 @@ class LinuxDriver(NetworkDriver):
     def _wait_unit(self, unit: str, timeout: float = 120) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            res = self.s.run(f"systemctl show -p ActiveState,Result --value {unit}")
-            state, _, result = res.out.strip().partition("\n")
+            res = self.s.run(f"systemctl show -p ActiveState -p Result {unit}")
+            props = dict(line.split("=", 1) for line in res.out.splitlines() if "=" in line)
+            state, result = props.get("ActiveState", ""), props.get("Result", "")
             if state in ("active", "failed", "inactive") and result:
                 return "success" if state == "active" and result == "success" else f"{state}/{result}"
             time.sleep(0.2)

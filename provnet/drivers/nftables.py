@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 
 from provnet.drivers.base import CommitError, DriverError
-from provnet.drivers.linux import STATE, LinuxDriver, unified
+from provnet.drivers.linux import STATE, LinuxDriver, make_bundle, unified
 
 PATH = "/etc/nftables.conf"
 
@@ -50,6 +50,16 @@ class NftablesDriver(LinuxDriver):
 
     def platform_diff(self) -> str:
         return unified(self.canonical_running(), self.canonical_candidate(), "ruleset")
+
+    def snapshot_live(self, directory: str) -> list[str]:
+        return [f"{{ echo 'flush ruleset'; nft -s list ruleset; }} > {directory}/nftables.conf.live && "
+                f"mv {directory}/nftables.conf.live {directory}/nftables.conf"]
+
+    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> dict[str, str]:
+        out = super().get_config(retrieve, full, sanitized)
+        live = self.s.run("nft -s list ruleset").check("nft list ruleset").out
+        out["running"] = make_bundle({"nftables.conf": "flush ruleset\n" + live})
+        return out
 
     def apply_script(self) -> str:
         return f"nft -f {PATH}\nsystemctl enable -q nftables\n"
