@@ -70,6 +70,33 @@ def load_model(given: Optional[Path]):  # type: ignore[no-untyped-def]
         raise typer.Exit(2) from None
 
 
+class progress_bar:
+    """A rich progress bar on stderr, one line per stage; silent for --json or without a terminal.
+
+    Used as ``with progress_bar(as_json) as progress: work(progress)`` where work calls
+    ``progress(stage, done, total)``.
+    """
+
+    def __init__(self, quiet: bool) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=err, disable=quiet or not sys.stderr.isatty())
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> Any:
+        self.bar.__enter__()
+        return self.update
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)  # type: ignore[arg-type]
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task(stage, total=total)
+        self.bar.update(self.tasks[stage], completed=done)
+
+
 def fail(message: str, code: int = 2) -> None:
     err.print(f"provnet: {message}", markup=False, highlight=False)
     raise typer.Exit(code)

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from provnet.cli import InventoryOpt, JsonOpt, app, emit_json, fail, load_model, out
+from provnet.cli import InventoryOpt, JsonOpt, app, emit_json, fail, load_model, out, progress_bar
 
 lab_app = typer.Typer(help="The lab: a virtual province from real parts (root).", no_args_is_help=True)
 app.add_typer(lab_app, name="lab")
@@ -47,15 +46,7 @@ def lab_up(inventory: Optional[Path] = InventoryOpt, as_json: bool = JsonOpt) ->
     m = load_model(inventory)
     try:
         prov.check_range(m)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=out, disable=as_json or not sys.stderr.isatty()) as bar:
-            tasks: dict[str, int] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done)
-
+        with progress_bar(as_json) as progress:
             rows = prov.up(m, progress)
     except prov.LabError as exc:
         fail(str(exc))

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from provnet.cli import InventoryOpt, JsonOpt, app, emit_json, err, fail, load_model, out
+from provnet.cli import InventoryOpt, JsonOpt, app, emit_json, fail, load_model, out, progress_bar
 
 net_app = typer.Typer(help="Network devices: render, diff, deploy (commit-confirmed), rollback, backup, get.",
                       no_args_is_help=True)
@@ -26,15 +25,7 @@ def _run(inventory: Optional[Path], action: str, limit: Optional[str], as_json: 
 
     m = load_model(inventory)
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, disable=as_json or not sys.stderr.isatty()) as bar:
-            tasks: dict[str, Any] = {}
-
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=total)
-                bar.update(tasks[stage], completed=done)
-
+        with progress_bar(as_json) as progress:
             return run.run(m, action, limit, progress=progress, **kw)
     except (ValueError, ProvnetError) as exc:
         fail(str(exc))

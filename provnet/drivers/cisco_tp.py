@@ -22,8 +22,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from provnet import guard
-from provnet.drivers.base import CommitError, DriverError, NetworkDriver
+from provnet.drivers.base import CommitError, DriverError
+from provnet.drivers.netmiko_session import NetmikoDriver
 
 WRITE_ONLY = re.compile(r"Password|Passphrase|Secret", re.IGNORECASE)
 _LINE = re.compile(r"^\s*(?:\*c\s+)?xConfiguration\s+(?P<path>.+?):\s?(?P<value>.*?)\s*$")
@@ -138,7 +138,7 @@ def config_line(path: str, value: str) -> str:
     return f'xConfiguration {path}: "{value}"'
 
 
-class CiscoTpDriver(NetworkDriver):
+class CiscoTpDriver(NetmikoDriver):
     """TelePresence endpoint over Netmiko. ``optional_args``: ``port``, ``production``."""
 
     platform = "cisco_tp"
@@ -151,30 +151,6 @@ class CiscoTpDriver(NetworkDriver):
         self.candidate_text = ""
         self.replace = True
         self._backup: dict[str, str] = {}
-
-    # -- session
-    def open(self) -> None:
-        guard.check(self.hostname, production=bool(self.optional_args.get("production")),
-                    purpose=f"open a {self.platform} session to")
-        from netmiko import ConnectHandler  # only when a session is really opened
-
-        try:
-            self.conn = ConnectHandler(
-                device_type=self.device_type, host=self.hostname, username=self.username,
-                password=self.password, port=int(self.optional_args.get("port", 22)),
-                timeout=self.timeout, conn_timeout=self.timeout,
-                use_keys=bool(self.optional_args.get("use_keys", False)),
-                allow_agent=False, ssh_config_file=None,
-            )
-        except Exception as exc:  # netmiko raises several types; one clear message
-            raise DriverError(f"{self.platform} {self.hostname}: cannot open session: {exc}") from None
-
-    def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.disconnect()
-            finally:
-                self.conn = None
 
     def _send(self, command: str, expect: str | None = None) -> str:
         if self.conn is None:

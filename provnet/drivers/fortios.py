@@ -24,8 +24,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from provnet import guard
-from provnet.drivers.base import CommitError, DriverError, NetworkDriver
+from provnet.drivers.base import CommitError, DriverError
+from provnet.drivers.netmiko_session import NetmikoDriver
 
 Path = tuple[str, ...]
 
@@ -174,7 +174,7 @@ def parse_interfaces(text: str) -> dict[str, dict[str, Any]]:
 
 # ------------------------------------------------------------------ driver
 
-class FortiosDriver(NetworkDriver):
+class FortiosDriver(NetmikoDriver):
     """FortiOS over Netmiko. ``optional_args``: ``port``, ``production`` (the inventory's flag)."""
 
     platform = "fortios"
@@ -187,30 +187,6 @@ class FortiosDriver(NetworkDriver):
         self.replace = True
         self._pending = False
         self._backup: str | None = None
-
-    # -- session
-    def open(self) -> None:
-        guard.check(self.hostname, production=bool(self.optional_args.get("production")),
-                    purpose=f"open a {self.platform} session to")
-        from netmiko import ConnectHandler  # only when a session is really opened
-
-        try:
-            self.conn = ConnectHandler(
-                device_type=self.device_type, host=self.hostname, username=self.username,
-                password=self.password, port=int(self.optional_args.get("port", 22)),
-                timeout=self.timeout, conn_timeout=self.timeout,
-                use_keys=bool(self.optional_args.get("use_keys", False)),
-                allow_agent=False, ssh_config_file=None,
-            )
-        except Exception as exc:  # netmiko raises several types; one clear message
-            raise DriverError(f"{self.platform} {self.hostname}: cannot open session: {exc}") from None
-
-    def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.disconnect()
-            finally:
-                self.conn = None
 
     def _send(self, command: str) -> str:
         if self.conn is None:
