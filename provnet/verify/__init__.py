@@ -1,0 +1,1 @@
+"""`provnet verify`: testinfra checks per site, findings per layer, one root cause per site."""

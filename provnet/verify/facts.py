@@ -1,0 +1,70 @@
+"""Each host's facts, gathered in one SSH command per host per run (not one per assertion)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+SECTIONS = {
+    "system": "systemctl is-system-running 2>/dev/null",
+    "failed": "systemctl list-units --failed --plain --no-legend 2>/dev/null | awk '{print $1}'",
+    "active": "for u in ssh frr nftables kamailio baresip chrony rsyslog snmpd janus systemd-networkd; do "
+              "printf '%s %s %s\\n' $u $(systemctl is-active $u 2>/dev/null) $(systemctl is-enabled $u 2>/dev/null); done",
+    "listen": "ss -lntuH 2>/dev/null",
+    "sshd": "sshd -T 2>/dev/null",
+    "chrony": "chronyc -n tracking 2>/dev/null",
+    "links": "ip -j link show",
+    "addrs": "ip -j addr show",
+    "rsyslog": "cat /etc/rsyslog.conf /etc/rsyslog.d/*.conf 2>/dev/null",
+    "bgp": "vtysh -c 'show bgp ipv4 unicast summary json' 2>/dev/null",
+    "rib": "vtysh -c 'show ip route json' 2>/dev/null",
+}
+
+
+def script() -> str:
+    return "; ".join(f"echo '@@@ {name}'; {cmd}" for name, cmd in SECTIONS.items())
+
+
+def parse(output: str) -> dict[str, Any]:
+    raw: dict[str, str] = {}
+    current = None
+    for line in output.splitlines(True):
+        if line.startswith("@@@ "):
+            current = line[4:].strip()
+            raw[current] = ""
+        elif current is not None:
+            raw[current] += line
+    facts: dict[str, Any] = {"raw": raw, "system": raw.get("system", "").strip()}
+    facts["failed"] = [u for u in raw.get("failed", "").split() if u]
+    facts["units"] = {}
+    for line in raw.get("active", "").splitlines():
+        parts = line.split()
+        if parts:
+            facts["units"][parts[0]] = {"active": parts[1] if len(parts) > 1 else "unknown",
+                                        "enabled": parts[2] if len(parts) > 2 else "unknown"}
+    facts["listen"] = []
+    for line in raw.get("listen", "").splitlines():
+        cols = line.split()
+        if len(cols) >= 5:
+            addr, _, port = cols[4].rpartition(":")
+            facts["listen"].append((cols[0], addr.strip("[]"), int(port) if port.isdigit() else 0))
+    facts["sshd"] = {}
+    for line in raw.get("sshd", "").splitlines():
+        key, _, value = line.partition(" ")
+        facts["sshd"][key.lower()] = value.strip()
+    facts["chrony"] = {}
+    for line in raw.get("chrony", "").splitlines():
+        key, _, value = line.partition(":")
+        facts["chrony"][key.strip()] = value.strip()
+    for key in ("links", "addrs", "bgp", "rib"):
+        try:
+            facts[key] = json.loads(raw.get(key) or "null")
+        except json.JSONDecodeError:
+            facts[key] = None
+    return facts
+
+
+def gather(run: Callable[[str], tuple[int, str]]) -> dict[str, Any]:
+    """``run(command) -> (rc, stdout)`` executes as root on the host."""
+    _, out = run(script())
+    return parse(out)

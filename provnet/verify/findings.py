@@ -1,0 +1,87 @@
+"""Findings of a verify run and the root-cause rule.
+
+Every check belongs to a layer. Layers are ordered from the bottom of a site's stack
+(the CE answering at all) to the top (logs reaching the SOC); a failure in a layer
+explains the failures above it, so per site the lowest failing layer is the root cause
+and every failure above it is reported as *blocked by* it, not as a separate fault.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Bottom to top. A layer depends on every layer before it, except the independent ones.
+LAYERS: tuple[str, ...] = ("node", "wan", "routing", "firewall", "endpoint-host", "endpoint", "registration",
+                           "signalling", "time", "logging", "config", "dc")
+INDEPENDENT = {"config"}  # drift in a config file explains nothing above it
+
+
+@dataclass
+class Finding:
+    site: str  # site slug, or "dc"
+    host: str
+    layer: str
+    check: str
+    ok: bool
+    order: int = 0  # position of the check within its layer (lower = more basic)
+    expected: str = ""
+    observed: str = ""
+    message: str = ""
+    blocked_by: str = ""  # "<host> <layer>/<check>" of the root cause when blocked
+    root_cause: bool = False
+    skipped: bool = False
+
+    @property
+    def rank(self) -> int:
+        return LAYERS.index(self.layer) if self.layer in LAYERS else len(LAYERS)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SiteVerdict:
+    site: str
+    name: str
+    ok: bool
+    root_cause: Finding | None
+    findings: list[Finding] = field(default_factory=list)
+    circuit_id: str = ""
+    contact: str = ""
+
+
+def classify(findings: list[Finding]) -> list[Finding]:
+    """Per site: the lowest failing check is the root cause; every other failure is blocked by it.
+
+    Checks of an independent layer (config drift) explain nothing else: when they fail
+    they are causes of their own.
+    """
+    by_site: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_site.setdefault(f.site, []).append(f)
+    for site_findings in by_site.values():
+        failed = sorted((f for f in site_findings if not f.ok and not f.skipped),
+                        key=lambda f: (f.layer in INDEPENDENT, f.rank, f.order, f.host, f.check))
+        if not failed:
+            continue
+        root = failed[0]
+        root.root_cause = True
+        for f in failed[1:]:
+            if f.layer in INDEPENDENT:
+                f.root_cause = True
+            else:
+                f.blocked_by = f"{root.host}: {root.check}"
+    return findings
+
+
+def verdicts(findings: list[Finding], sites: dict[str, tuple[str, str, str]]) -> list[SiteVerdict]:
+    """One verdict per site (name, circuit id, contact from the model), failures first."""
+    classify(findings)
+    out = []
+    for slug in sorted({f.site for f in findings}):
+        fs = [f for f in findings if f.site == slug]
+        root = next((f for f in fs if f.root_cause), None)
+        name, circuit, contact = sites.get(slug, (slug, "", ""))
+        out.append(SiteVerdict(slug, name, root is None, root, fs, circuit, contact))
+    return sorted(out, key=lambda v: (v.ok, v.site))

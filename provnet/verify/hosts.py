@@ -1,0 +1,26 @@
+"""testinfra hosts for the site checks: one per device per run, over the Ansible inventory."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import testinfra
+
+_HOSTS: dict[tuple[str, str], Any] = {}
+
+
+def get(name: str, inventory: str) -> Any:
+    """The testinfra host for a device (cached: its SSH ControlMaster is reused by every command)."""
+    key = (name, inventory)
+    if key not in _HOSTS:
+        _HOSTS[key] = testinfra.get_host(f"ansible://{name}", ansible_inventory=inventory)
+    return _HOSTS[key]
+
+
+def root_run(h: Any, command: str) -> Any:
+    """Run as root: through ``sudo -n`` when the inventory logs in as the admin user."""
+    user = getattr(h.backend, "user", None)
+    if user and user != "root":
+        command = "sudo -n sh -c " + shlex.quote(command)
+    return h.run(command)

@@ -1,0 +1,64 @@
+"""The CE firewall: the active ruleset is the intended one, and real packets agree with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from provnet import model, render
+from provnet.hostvars import service_address
+from provnet.verify.plugin import expect
+
+from provnet.verify.hosts import root_run
+
+pytestmark = pytest.mark.roles("ce")
+
+
+def tcp_probe(h: Any, address: str, port: int, source: str | None = None) -> str:
+    """open | refused | dropped — from a node, with real packets."""
+    bind = f"s.bind(('{source}',0));" if source else ""
+    res = root_run(h, "timeout 4 python3 -c \"import socket,sys;s=socket.socket();s.settimeout(3);" + bind +
+                   f"r=s.connect_ex(('{address}',{port}));print(r)\"")
+    code = res.stdout.strip()
+    return {"0": "open", "111": "refused"}.get(code, "dropped")
+
+
+@pytest.mark.layer("firewall", 0)
+def test_active_ruleset_equals_intended(sh: Any, dev: model.Device, m: model.Model) -> None:
+    intended = render.render_device(m, dev.hostname, "nftables")[0].sections["nftables.conf"]
+    sh("mkdir -p /var/lib/provnet/verify")
+    res = sh("cat > /var/lib/provnet/verify/nftables.conf <<'PROVNET_EOF'\n" + intended + "PROVNET_EOF\n"
+             "unshare -n sh -c 'nft -f /var/lib/provnet/verify/nftables.conf && nft -s list ruleset' "
+             "> /var/lib/provnet/verify/intended.nft && nft -s list ruleset > /var/lib/provnet/verify/running.nft && "
+             "diff -u /var/lib/provnet/verify/intended.nft /var/lib/provnet/verify/running.nft")
+    lines = [l for l in res.stdout.splitlines() if l[:1] in "+-" and not l.startswith(("+++", "---"))]
+    expect(res.rc == 0, "nftables ruleset vs intended", "identical", "; ".join(lines[:3]) or res.stderr.strip()[:200])
+
+
+@pytest.mark.layer("firewall", 1)
+def test_site_reaches_dc_services_and_nothing_else(dev: model.Device, m: model.Model, other: Any) -> None:
+    site = m.sites[dev.site]
+    endpoint = next((h for h in site.devices if m.devices[h].role == "endpoint"), None)
+    if endpoint is None:
+        pytest.skip("no endpoint on this site's LAN to send from")
+    src = other(endpoint)
+    registrar = service_address(m, "sip_registrar")
+    allowed = tcp_probe(src, registrar, m.sip_port)
+    denied = tcp_probe(src, registrar, 22)
+    expect(allowed in ("open", "refused") and denied == "dropped", f"from {endpoint} to the DC registrar",
+           f"SIP tcp/{m.sip_port} passes, ssh tcp/22 dropped", f"SIP {allowed}, ssh {denied}")
+
+
+@pytest.mark.layer("firewall", 2)
+def test_dc_reaches_the_endpoint_only_from_registrar_and_bridge(dev: model.Device, m: model.Model,
+                                                               other: Any) -> None:
+    site = m.sites[dev.site]
+    endpoint = next((m.devices[h] for h in site.devices if m.devices[h].role == "endpoint"), None)
+    if endpoint is None:
+        pytest.skip("no endpoint")
+    ep_addr = str(endpoint.interfaces[0].address.ip)
+    from_registrar = tcp_probe(other(m.services["sip_registrar"]), ep_addr, m.sip_port)
+    from_soc = tcp_probe(other(m.services["syslog"]), ep_addr, m.sip_port)
+    expect(from_registrar in ("open", "refused") and from_soc == "dropped", f"DC → {endpoint.hostname} SIP",
+           "registrar passes, SOC dropped", f"registrar {from_registrar}, SOC {from_soc}")
