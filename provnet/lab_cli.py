@@ -142,3 +142,41 @@ def lab_export(
         output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+
+
+@lab_app.command("fault")
+def lab_fault(
+    kind: str = typer.Argument(..., help="A fault (see --list) or 'clear'."),
+    site: Optional[str] = typer.Argument(None, help="Site slug."),
+    percent: int = typer.Option(10, "--percent", help="Packet loss for the 'loss' fault."),
+    inventory: Optional[Path] = InventoryOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Break one site in one precise way (for demos and tests), or `clear` every recorded fault.
+
+    Faults: frr-stop, wan-down, fw-rule-delete, endpoint-stop, endpoint-host-stop, sip-password,
+    rsyslog-stop, rtp-block, loss. Each prints its repair.
+    """
+    from provnet.lab import faults
+
+    prov = _lab()
+    m = load_model(inventory)
+    try:
+        if kind == "clear":
+            done = faults.clear(m)
+            if as_json:
+                emit_json([f.__dict__ for f in done])
+            else:
+                out.print(f"cleared {len(done)} fault(s)", markup=False)
+            return
+        if site is None:
+            fail("give a site slug: provnet lab fault KIND SITE")
+            return
+        f = faults.inject(m, kind, site, percent)
+    except prov.LabError as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        emit_json(f.__dict__)
+    else:
+        out.print(f"{kind} injected on {f.host} ({site}); repair: {f.repair}", markup=False)
