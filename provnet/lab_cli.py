@@ -146,7 +146,7 @@ def lab_export(
 
 @lab_app.command("fault")
 def lab_fault(
-    kind: str = typer.Argument(..., help="A fault (see --list) or 'clear'."),
+    kind: str = typer.Argument(..., help="A fault name (listed below) or clear."),
     site: Optional[str] = typer.Argument(None, help="Site slug."),
     percent: int = typer.Option(10, "--percent", help="Packet loss for the 'loss' fault."),
     inventory: Optional[Path] = InventoryOpt,
