@@ -64,6 +64,9 @@ def device_vars(m: Model, dev: Device) -> dict[str, Any]:
         "provnet_services": {name: {"host": host, "address": service_address(m, name)}
                              for name, host in m.services.items()},
         "provnet_admin_user": m.credentials["admin_user"],
+        # every site's addresses lie in these (loopback pool + VLAN pools): what DC services admit
+        "provnet_site_supernets": [str(m.source.province.pools.loopback)]
+        + [str(v.pool) for v in m.source.province.vlans.values()],
         "provnet_secret_names": {
             "admin_password": m.credentials["admin_password"],
             "snmp_auth_key": m.credentials["snmp"]["auth_key"],
