@@ -291,7 +291,7 @@ def main() -> None:
         sys.exit(2)
 
 
-from provnet import lab_cli, net_cli, verify_cli  # noqa: E402,F401  (register lab, net, verify)
+from provnet import lab_cli, net_cli, vc_cli, verify_cli  # noqa: E402,F401  (register lab, net, vc, verify)
 
 if __name__ == "__main__":
     main()

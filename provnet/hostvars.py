@@ -63,8 +63,14 @@ def device_vars(m: Model, dev: Device) -> dict[str, Any]:
                              "dc_asn": m.dc_asn, "dc_prefixes": [str(p) for p in m.dc_prefixes]},
         "provnet_services": {name: {"host": host, "address": service_address(m, name)}
                              for name, host in m.services.items()},
+        "provnet_voice": {"domain": m.sip_domain, "sip_port": m.sip_port, "rtp_ports": list(m.rtp_ports),
+                          "register_interval": m.register_interval, "max_expires": m.max_expires,
+                          "rpc_port": m.sip_rpc_port},
         "provnet_admin_user": m.credentials["admin_user"],
         # every site's addresses lie in these (loopback pool + VLAN pools): what DC services admit
+        "provnet_sip_domain": m.sip_domain,
+        # where the controller manages the device (= ansible_host, which a play may override)
+        "provnet_management_address": dev.ansible_host,
         "provnet_site_supernets": [str(m.source.province.pools.loopback)]
         + [str(v.pool) for v in m.source.province.vlans.values()],
         "provnet_secret_names": {

@@ -162,6 +162,8 @@ class Model:
     sip_port: int
     rtp_ports: tuple[int, int]
     register_interval: int
+    max_expires: int
+    sip_rpc_port: int
     sites: dict[str, Site]
     devices: dict[str, Device]
     pe: Device
@@ -363,7 +365,8 @@ def _compile(src: sot.Source) -> Model:
         root=src.root, name=p.province.name, code=p.province.code, production=p.province.production,
         carrier_name=p.carrier.name, carrier_asn=p.carrier.asn, dc_asn=p.asn_range.start,
         sip_domain=p.sip.domain, sip_port=p.sip.port, rtp_ports=p.sip.rtp_ports,
-        register_interval=p.sip.register_interval, sites=sites, devices=devices, pe=pe, segments=tuple(segments), links=links,
+        register_interval=p.sip.register_interval, max_expires=p.sip.max_expires, sip_rpc_port=p.sip.rpc_port,
+        sites=sites, devices=devices, pe=pe, segments=tuple(segments), links=links,
         services=p.services.model_dump(), oob_network=oob_pool,
         controller_oob=ipam.host(block0, 1, "controller (out-of-band block 0)") if block0 else None,
         controller_data=controller_data, controller_gateway=controller_gateway,

@@ -104,8 +104,6 @@ def context(m: Model, dev: Device, secrets: dict[str, str] | None = None) -> dic
     ctx["provnet_pools"] = {"loopback": src.pools.loopback, "wan": src.pools.wan,
                             "vlans": {k: v.pool for k, v in src.vlans.items()},
                             "site_supernets": [src.pools.loopback] + [v.pool for v in src.vlans.values()]}
-    ctx["provnet_voice"] = {"sip_port": m.sip_port, "rtp_ports": list(m.rtp_ports), "domain": m.sip_domain,
-                            "register_interval": m.register_interval}
     ctx["secret"] = (lambda ref: secrets.get(ref.removeprefix("vault:"), ref)) if secrets else (lambda ref: ref)
     return ctx
 

@@ -150,6 +150,8 @@ class Sip(Strict):
     port: int = Field(default=5060, ge=1, le=65535)
     rtp_ports: tuple[int, int] = (10000, 10999)
     register_interval: int = Field(default=120, ge=30, le=3600)
+    max_expires: int = Field(default=300, ge=60, le=86400)   # the registrar's cap on a registration
+    rpc_port: int = Field(default=5080, ge=1, le=65535)     # Kamailio JSON-RPC, management side only
 
     _s = field_validator("password", mode="before")(lambda v: _secret(v))
 

@@ -1,0 +1,373 @@
+"""The readiness probes over the real network (lab or production): one method per layer.
+
+Where each layer is measured from, and why:
+
+- ``wan``: the DC core's FRR routing table (``FrrDriver.get_route_table`` through
+  :func:`provnet.engine.device.get`, read **once per run**) must hold every site prefix
+  (loopback and VLANs) as a selected BGP route — judged from the DC side, because in
+  production management is in-band and a site whose WAN is down cannot be asked. When
+  the CE answers on management, its ``get_bgp_neighbors`` says what the eBGP session to
+  the PE is doing (or that FRR is not running).
+- ``router``: TCP 22 on the CE's management address (``ansible_host``) accepts a connection.
+- ``endpoint-host``: ``ping`` from the bridge host (over SSH): the CE firewall lets only
+  the registrar and the bridge reach the video VLAN, so that is where the DC looks from.
+- ``registration``: Kamailio's ``ul.dump`` over JSON-RPC (:mod:`provnet.vc.kamailio`) on the
+  registrar's management address, port :data:`~provnet.vc.kamailio.JSONRPC_PORT`, read once
+  per run; an AOR missing from it is confirmed with ``ul.lookup``.
+- ``signalling``: SIP OPTIONS sent from the bridge host's data address (a ``python3 -c``
+  program over SSH, built by :func:`provnet.vc.sip.remote_script`).
+- ``media``: **not implemented yet** — see :meth:`LabProbes.media` and docs/vc.md.
+
+One SSH connection to the bridge host is shared by every endpoint (at most
+:data:`BRIDGE_CHANNELS` commands at once: OpenSSH's ``MaxSessions`` is 10 by default).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import socket
+import threading
+import time
+from typing import Any
+
+from provnet import guard
+from provnet.drivers.base import DriverError
+from provnet.drivers.ssh import SSH, ConnectError, Result, lab_key
+from provnet.errors import ProvnetError
+from provnet.hostvars import service_address
+from provnet.model import Model
+from provnet.vc import kamailio, sip
+from provnet.vc.readiness import Endpoint, LayerResult, judge_media, thresholds
+
+SSH_PORT = 22
+BRIDGE_CHANNELS = 8
+#: Media probe contract (the vc_probe role, not written yet): one baresip per call slot on
+#: the bridge host, its ctrl_tcp on 127.0.0.1:PROBE_CTRL_BASE + slot (slot 0 … MEDIA_SLOTS-1).
+PROBE_CTRL_HOST = "127.0.0.1"
+PROBE_CTRL_BASE = 4450
+MEDIA_SLOTS = 4
+TCP_TIMEOUT = 2.0
+PING_TIMEOUT = 2
+SIP_TIMEOUT = 2.0
+#: OPTIONS answers that prove the endpoint's SIP stack is up and would take a call.
+SIGNALLING_OK = {200, 405}  # 405: it does not do OPTIONS, but answered from its SIP stack
+
+
+# ------------------------------------------------------------------ pure helpers (unit-tested)
+
+
+def tcp_open(address: str, port: int, timeout: float = TCP_TIMEOUT, production: bool = False) -> tuple[bool, float, str]:
+    """Does ``address:port`` accept a TCP connection? → (ok, milliseconds, error)."""
+    guard.check(address, production=production, purpose="connect to")
+    t0 = time.perf_counter()
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True, round((time.perf_counter() - t0) * 1000, 2), ""
+    except socket.timeout:
+        return False, round((time.perf_counter() - t0) * 1000, 2), f"no answer within {timeout:g} s"
+    except OSError as exc:
+        return False, round((time.perf_counter() - t0) * 1000, 2), exc.strerror or str(exc)
+
+
+def missing_prefixes(rib: dict[str, list[dict[str, Any]]], prefixes: list[str]) -> list[str]:
+    """Prefixes without a selected BGP route in a ``get_route_table`` answer."""
+    return [p for p in prefixes
+            if not any(r.get("protocol") == "bgp" and r.get("selected") for r in rib.get(p, []))]
+
+
+def bgp_state(neighbors: dict[str, Any], peer: str) -> tuple[str, dict[str, Any]]:
+    """(state, figures) of one peer in a ``get_bgp_neighbors`` answer; ``frr-down`` when FRR is not running."""
+    glob = neighbors.get("global") or {}
+    peers = glob.get("peers") or {}
+    if not glob.get("router_id") and not peers:
+        return "frr-down", {}
+    p = peers.get(peer)
+    if p is None:
+        return "absent", {}
+    state = p.get("state") or ("Established" if p.get("is_up") else "down")
+    af = (p.get("address_family") or {}).get("ipv4") or {}
+    return state, {"uptime_s": p.get("uptime"), "received_prefixes": af.get("received_prefixes")}
+
+
+_RTT = re.compile(r"time[=<]([\d.]+)\s*ms")
+
+
+def parse_ping(output: str) -> float | None:
+    """The round trip of the first reply in ``ping`` output (ms), or None."""
+    m = _RTT.search(output)
+    return float(m.group(1)) if m else None
+
+
+def judge_registration(reg: kamailio.Registration | None, ep: Endpoint, registrar: str,
+                       now: float | None = None) -> LayerResult:
+    if reg is None:
+        return LayerResult(False, f"{ep.aor} is not registered at the registrar {registrar} — is the endpoint's "
+                                  "SIP client running, and its password right? (the registrar refuses a wrong one "
+                                  "with 401/403 and drops the old registration when it expires)")
+    figures: dict[str, Any] = {"user_agent": reg.user_agent, "expires_s": reg.expires, "contact": reg.contact,
+                               "contacts": reg.contacts}
+    if reg.received:
+        figures["received"] = reg.received
+    if reg.ka_roundtrip_ms is not None:
+        figures["keepalive_rtt_ms"] = reg.ka_roundtrip_ms
+    if reg.last_keepalive:
+        figures["keepalive_age_s"] = int((now or time.time()) - reg.last_keepalive)
+    if not reg.active:
+        return LayerResult(False, f"{ep.aor}: registration {reg.state} at {registrar} (last from "
+                                  f"{reg.contact or '?'}) — the endpoint stopped refreshing it", figures)
+    try:
+        host = reg.contact_host
+    except (IndexError, ValueError):
+        host = ""
+    if host and host != ep.address:
+        figures["contact_host_differs"] = host
+    return LayerResult(True, "", figures)
+
+
+def judge_options(res: sip.OptionsResult, ep: Endpoint, source: str) -> LayerResult:
+    figures: dict[str, Any] = {"status": res.status, "rtt_ms": res.rtt_ms, "agent": res.agent,
+                               "transmissions": res.transmissions}
+    if res.ok and res.status in SIGNALLING_OK:
+        return LayerResult(True, "", figures)
+    if res.ok:
+        return LayerResult(False, f"answered SIP OPTIONS from {source} with {res.status} {res.reason} — "
+                                  f"the endpoint would not take a call for {ep.sip_user}", figures)
+    return LayerResult(False, f"no answer to SIP OPTIONS from {source} to {ep.address} ({res.error}) — "
+                              "SIP client down, or the CE firewall dropping SIP", figures)
+
+
+# ------------------------------------------------------------------ the bridge host
+
+
+class BridgeShell:
+    """One shared SSH connection to the bridge host; at most ``channels`` commands at once."""
+
+    def __init__(self, address: str, users: tuple[str, ...], key_file: str | None, production: bool,
+                 channels: int = BRIDGE_CHANNELS) -> None:
+        self.address, self.users, self.key_file, self.production = address, users, key_file, production
+        self._ssh: SSH | None = None
+        self._lock = threading.Lock()
+        self._sem = threading.BoundedSemaphore(channels)
+
+    def _open(self) -> SSH:
+        with self._lock:
+            if self._ssh is None:
+                self._ssh = SSH(self.address, self.users, self.key_file, production=self.production,
+                                timeout=10).open()
+            return self._ssh
+
+    def run(self, command: str, timeout: float = 30) -> Result:
+        with self._sem:
+            ssh = self._open()
+            try:
+                return ssh.run(command, timeout=timeout)
+            except ConnectError:
+                with self._lock:
+                    if self._ssh is ssh:
+                        ssh.close()
+                        self._ssh = None
+                return self._open().run(command, timeout=timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._ssh is not None:
+                self._ssh.close()
+                self._ssh = None
+
+
+# ------------------------------------------------------------------ the probes
+
+
+class LabProbes:
+    """Readiness probes over the engine, the registrar's JSON-RPC and the bridge host."""
+
+    def __init__(self, m: Model, ctx: Any = None, *, media_slots: int = MEDIA_SLOTS,
+                 bridge: BridgeShell | None = None, rpc: kamailio.KamailioRpc | None = None) -> None:
+        from provnet.engine import device
+
+        self.m = m
+        self.ctx = ctx or device.Context.build(m)
+        self.media_slots = media_slots
+        self.limits = thresholds(m)
+        self.core = next(h for h, d in m.devices.items() if d.role == "core")
+        self.registrar_host = m.services["sip_registrar"]
+        self.bridge_host = m.services["bridge"]
+        self.bridge_data = service_address(m, "bridge")
+        bdev = m.devices[self.bridge_host]
+        users = (m.credentials["admin_user"],) + (() if m.production else ("root",))
+        self.bridge = bridge or BridgeShell(bdev.ansible_host, users, lab_key(), m.production)
+        # JSON-RPC is a management interface: the sip_registrar role serves it on the registrar's
+        # management address (``provnet_management_address`` = ansible_host), not on the SIP listener
+        self.rpc = rpc or kamailio.KamailioRpc(m.devices[self.registrar_host].ansible_host, m.sip_rpc_port,
+                                                      production=m.production)
+        self._lock = threading.Lock()
+        self._rib: dict[str, Any] | None = None
+        self._rib_error = ""
+        self._regs: dict[str, kamailio.Registration] | None = None
+        self._regs_error = ""
+        self._slots: list[int] | None = None
+
+    # -- per-run caches
+
+    def prepare(self, endpoints: list[Endpoint]) -> None:
+        with self._lock:
+            self._rib, self._rib_error, self._regs, self._regs_error, self._slots = None, "", None, "", None
+
+    def close(self) -> None:
+        self.bridge.close()
+
+    def _route_table(self) -> tuple[dict[str, Any] | None, str]:
+        from provnet.engine import device
+
+        with self._lock:
+            if self._rib is None and not self._rib_error:
+                try:
+                    self._rib = device.get(self.ctx, self.core, "get_route_table")
+                except (DriverError, ProvnetError, OSError) as exc:
+                    self._rib_error = str(exc)
+            return self._rib, self._rib_error
+
+    def _registrations(self) -> tuple[dict[str, kamailio.Registration] | None, str]:
+        with self._lock:
+            if self._regs is None and not self._regs_error:
+                try:
+                    self._regs = self.rpc.ul_dump()
+                except kamailio.RpcError as exc:
+                    self._regs_error = str(exc)
+            return self._regs, self._regs_error
+
+    # -- layers
+
+    def wan(self, ep: Endpoint) -> LayerResult:
+        from provnet.engine import device
+
+        site = self.m.sites[ep.site]
+        prefixes = [str(p) for p in site.prefixes]
+        rib, error = self._route_table()
+        if rib is None:
+            return LayerResult(False, f"cannot read {self.core}'s routing table ({error}) — the WAN cannot be "
+                                      "judged from the DC")
+        missing = missing_prefixes(rib, prefixes)
+        figures: dict[str, Any] = {"prefixes": len(prefixes), "missing": len(missing)}
+        peer = str(site.wan_pe.ip)
+        ce_note, state = "", None
+        if ep.ce is not None:
+            ce = self.m.devices[ep.ce]
+            ok, _, err = tcp_open(ce.ansible_host, SSH_PORT, production=self.m.production)
+            if ok:
+                try:
+                    state, bgp_figs = bgp_state(device.get(self.ctx, ep.ce, "get_bgp_neighbors"), peer)
+                    figures.update(bgp_state=state, **{k: v for k, v in bgp_figs.items() if v is not None})
+                except (DriverError, ProvnetError, OSError) as exc:
+                    ce_note = f"CE {ep.ce} could not be asked ({exc})"
+            else:
+                ce_note = f"CE {ep.ce} not reachable on management ({err}), so judged from the DC side only"
+            if state == "frr-down":
+                ce_note = f"FRR is not running on CE {ep.ce}"
+            elif state is not None:
+                ce_note = f"CE {ep.ce} reports eBGP to PE {peer} {state}"
+        where = f"circuit {site.circuit_id}, {ep.contact}".strip(", ")
+        if missing:
+            shown = ", ".join(missing[:3]) + (" …" if len(missing) > 3 else "")
+            return LayerResult(False, f"{self.core} has no BGP route to {len(missing)}/{len(prefixes)} site "
+                                      f"prefixes ({shown}); {ce_note or 'no CE in the model'} — {where}", figures)
+        if state is not None and state != "Established":
+            return LayerResult(False, f"{ce_note} although {self.core} still holds the site's routes "
+                                      f"(withdrawal pending?) — {where}", figures)
+        return LayerResult(True, "", figures)
+
+    def router(self, ep: Endpoint) -> LayerResult:
+        if ep.ce is None:
+            return LayerResult(True, "", {"note": "no CE in the model"})
+        ce = self.m.devices[ep.ce]
+        ok, ms, err = tcp_open(ce.ansible_host, SSH_PORT, production=self.m.production)
+        if ok:
+            return LayerResult(True, "", {"ssh_connect_ms": ms})
+        return LayerResult(False, f"CE {ep.ce} does not answer on management {ce.ansible_host}:22 ({err}) although "
+                                  "its routes are in the DC — CE management or its SSH service down",
+                           {"ssh_connect_ms": None})
+
+    def endpoint_host(self, ep: Endpoint) -> LayerResult:
+        guard.check(ep.address, production=self.m.production, purpose="ping")
+        cmd = f"ping -n -c1 -W{PING_TIMEOUT} -I {shlex.quote(self.bridge_data)} {shlex.quote(ep.address)}"
+        try:
+            res = self.bridge.run(cmd, timeout=PING_TIMEOUT + 10)
+        except (DriverError, ProvnetError) as exc:
+            return LayerResult(False, f"cannot run ping on the bridge host {self.bridge_host}: {exc}")
+        rtt = parse_ping(res.out)
+        if res.rc == 0 and rtt is not None:
+            return LayerResult(True, "", {"ping_ms": rtt})
+        return LayerResult(False, f"{ep.hostname} ({ep.address}) does not answer ping from the bridge "
+                                  f"{self.bridge_host} ({self.bridge_data}) — endpoint host down or unplugged",
+                           {"ping_ms": None})
+
+    def registration(self, ep: Endpoint) -> LayerResult:
+        regs, error = self._registrations()
+        where = f"{self.registrar_host} ({self.rpc.address}:{self.rpc.port})"
+        if regs is None:
+            return LayerResult(False, f"cannot read registrations from {where}: {error}")
+        reg = kamailio.find(regs, ep.aor)
+        if reg is None:  # not in the dump taken at the start: ask for this AOR now
+            try:
+                reg = self.rpc.ul_lookup(ep.aor)
+            except kamailio.RpcError as exc:
+                return LayerResult(False, f"cannot look {ep.aor} up at {where}: {exc}")
+        return judge_registration(reg, ep, where)
+
+    def signalling(self, ep: Endpoint) -> LayerResult:
+        argv, req = sip.remote_script(ep.address, self.m.sip_port, self.bridge_data, timeout=SIP_TIMEOUT,
+                                      user=ep.sip_user, domain=self.m.sip_domain, production=self.m.production)
+        try:
+            res = self.bridge.run(shlex.join(argv), timeout=SIP_TIMEOUT + 10)
+        except (DriverError, ProvnetError) as exc:
+            return LayerResult(False, f"cannot send SIP OPTIONS from the bridge host {self.bridge_host}: {exc}")
+        if res.rc != 0:
+            return LayerResult(False, f"SIP OPTIONS program failed on {self.bridge_host} (exit {res.rc}): "
+                                      f"{(res.err or res.out).strip()[-200:]}")
+        return judge_options(sip.parse_remote_output(res.out, req), ep, f"the bridge {self.bridge_data}")
+
+    def _probe_slots(self) -> list[int]:
+        """Call slots whose probe answers on its ctrl_tcp port on the bridge host (checked once per run)."""
+        with self._lock:
+            if self._slots is not None:
+                return self._slots
+        ports = [PROBE_CTRL_BASE + i for i in range(self.media_slots)]
+        script = ("import json,socket\nok=[]\nfor p in %s:\n    s=socket.socket()\n    s.settimeout(1)\n"
+                  "    try:\n        s.connect(('%s',p)); ok.append(p)\n    except OSError:\n        pass\n"
+                  "    finally:\n        s.close()\nprint(json.dumps(ok))\n") % (json.dumps(ports), PROBE_CTRL_HOST)
+        try:
+            res = self.bridge.run(f"python3 -c {shlex.quote(script)}", timeout=15)
+            slots = [p - PROBE_CTRL_BASE for p in json.loads(res.out.strip().splitlines()[-1])] if res.rc == 0 else []
+        except (DriverError, ProvnetError, ValueError, IndexError):
+            slots = []
+        with self._lock:
+            self._slots = slots
+        return slots
+
+    def media(self, ep: Endpoint) -> LayerResult:
+        """Not implemented yet: see docs/vc.md, "What remains for the media layer".
+
+        The test call needs (1) the ``vc_probe`` role: one baresip per call slot on the
+        bridge host, ctrl_tcp on ``127.0.0.1:PROBE_CTRL_BASE+slot``, auto-answer off, VP8 at
+        176×144/10 fps, an account registered as the probe; (2) here: take a free slot,
+        ``{"command":"dial","params":"sip:<user>@<endpoint>"}`` over its ctrl_tcp netstring
+        connection, wait for ``CALL_ESTABLISHED``, hold a few seconds, read the call's RTCP
+        figures (loss, jitter, RTT per stream and direction), hang up, and pass them to
+        :func:`provnet.vc.readiness.judge_media`.
+        """
+        slots = self._probe_slots()
+        last = PROBE_CTRL_BASE + self.media_slots - 1
+        if not slots:
+            return LayerResult(False, f"media probe not installed (vc_probe role): no baresip ctrl_tcp answers on "
+                                      f"{self.bridge_host} {PROBE_CTRL_HOST}:{PROBE_CTRL_BASE}–{last}")
+        _ = judge_media  # the judge the test call will use
+        return LayerResult(False, f"media test call not implemented in provnet yet (the probe answers on "
+                                  f"{len(slots)} slot(s) of {self.bridge_host}); see docs/vc.md",
+                           {"probe_slots": len(slots)})
+
+
+def lab_probes(m: Model) -> LabProbes:
+    """The probes ``provnet vc readiness`` runs with (lab and production alike)."""
+    return LabProbes(m)
