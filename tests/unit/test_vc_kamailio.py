@@ -121,7 +121,7 @@ class _FakeResp:
 
 def test_client_posts_json_rpc_and_maps_not_found_to_none(monkeypatch: pytest.MonkeyPatch) -> None:
     client = kamailio.KamailioRpc("198.18.9.12")
-    assert client.url == "http://198.18.9.12:5071/RPC"
+    assert client.url == "http://198.18.9.12:5080/RPC"
     sent = []
 
     def fake_open(req, timeout):  # type: ignore[no-untyped-def]
