@@ -15,7 +15,7 @@ A contact carries ``Address``, ``Expires`` (seconds left, or ``expired``/``delet
 (``[not set]`` stands for an empty string value throughout).
 
 :data:`JSONRPC_PORT` is where the ``sip_registrar`` role must serve it, on the registrar's
-management address: ``listen=tcp:<mgmt>:5071``, ``xhttp`` + ``jsonrpcs`` (``transport`` 1 = HTTP),
+management address: ``listen=tcp:<mgmt>:5080``, ``xhttp`` + ``jsonrpcs`` (``transport`` 1 = HTTP),
 ``event_route[xhttp:request]`` dispatching ``/RPC`` on that listener only.
 
 Requests go through :mod:`urllib` with proxies disabled (an ``http_proxy`` variable must
