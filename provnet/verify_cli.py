@@ -55,7 +55,8 @@ def verify(
         argv += ["-n", str(workers), "--dist", "loadgroup"]
     if junit:
         argv += ["--junitxml", str(junit)]
-    env = {**os.environ, "PROVNET_FINDINGS": findings_path, "ANSIBLE_CONFIG": str(SITES_TESTS.parents[1] / "ansible.cfg")}
+    env = {**os.environ, "PROVNET_FINDINGS": findings_path,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", "ANSIBLE_CONFIG": str(SITES_TESTS.parents[1] / "ansible.cfg")}
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=SITES_TESTS.parents[1])
     lines = Path(findings_path).read_text(encoding="utf-8").splitlines()
     os.unlink(findings_path)

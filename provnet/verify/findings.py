@@ -81,6 +81,8 @@ def verdicts(findings: list[Finding], sites: dict[str, tuple[str, str, str]]) ->
     out = []
     for slug in sorted({f.site for f in findings}):
         fs = [f for f in findings if f.site == slug]
+        if all(f.skipped for f in fs):
+            continue
         root = next((f for f in fs if f.root_cause), None)
         name, circuit, contact = sites.get(slug, (slug, "", ""))
         out.append(SiteVerdict(slug, name, root is None, root, fs, circuit, contact))

@@ -60,7 +60,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]):  #
     path = os.environ.get("PROVNET_FINDINGS")
     if path:
         with open(path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(finding.as_dict(), ensure_ascii=False) + "\n")
+            fh.write(json.dumps(finding.as_dict(), ensure_ascii=False, default=str) + "\n")
 
 
 SITE_OF = pytest.StashKey[dict]()
