@@ -282,6 +282,24 @@ def inventory_import(
     load_model(output)
 
 
+@app.command("status")
+def status(inventory: Optional[Path] = InventoryOpt, as_json: bool = JsonOpt) -> None:
+    """One line per site: eBGP to the carrier PE, endpoint registration, last log at the SOC."""
+    from provnet import status as st
+
+    m = load_model(inventory)
+    rows = st.collect(m)
+    if as_json:
+        emit_json([r.__dict__ for r in rows])
+        return
+    table = Table(title=f"{m.name} — province status")
+    for col in ("site", "eBGP to PE", "endpoint", "last log at SOC"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(f"{r.name} ({r.site})", r.bgp, r.registration, r.last_log)
+    out.print(table)
+
+
 def main() -> None:
     """Console entry point: friendly errors, never a traceback for expected failures."""
     try:
