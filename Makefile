@@ -9,11 +9,12 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 setup:            ## install Debian packages and the Python venv (idempotent)
 	@scripts/bootstrap.sh
 
-demo: setup       ## the lab province: validate, IP plan, lab up, status
+demo: setup       ## the lab province: validate, IP plan, lab up, converge with site.yml, per-site summary
 	$(PROVNET) inventory validate
 	$(PROVNET) inventory ipplan
 	$(PROVNET) lab up
-	$(PROVNET) lab status
+	$(VENV)/bin/ansible-playbook playbooks/site.yml
+	$(PROVNET) status
 
 test: setup       ## every test suite: unit, then integration on one shared lab
 	$(PROVNET) lab down --force

@@ -119,7 +119,8 @@ def lab_ssh(name: str = typer.Argument(..., help="Node hostname."), inventory: O
     if dev is None or dev.oob_address is None:
         fail(f"no lab node named {name}")
         return
-    argv = [a for a in prov.ssh_argv(guard.check(str(dev.oob_address.ip), purpose="ssh to"))]
+    address = guard.check(str(dev.oob_address.ip), purpose="ssh to")
+    argv = prov.ssh_argv(address, prov.login_user(m, address))
     i = argv.index("BatchMode=yes")
     del argv[i - 1:i + 1]  # interactive: let ssh prompt if it must
     os.execvp("ssh", argv)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import socket
 import subprocess
 import time
@@ -381,17 +382,28 @@ def leftovers() -> list[str]:
     return found
 
 
-def ssh_argv(address: str) -> list[str]:
-    """The ssh command line that reaches a lab node as root with the lab key."""
+def ssh_argv(address: str, user: str = "root") -> list[str]:
+    """The ssh command line that reaches a lab node with the lab key."""
     guard.check(address, purpose="ssh to")
     return ["ssh", "-i", str(key_path()), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"root@{address}"]
+            "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"{user}@{address}"]
+
+
+def login_user(m: Model, address: str) -> str:
+    """The admin once the base role ran (root login is then off), root on a factory-default node."""
+    for user in (m.credentials["admin_user"], "root"):
+        if subprocess.run([*ssh_argv(address, user), "true"], capture_output=True, timeout=20).returncode == 0:
+            return user
+    raise LabError(f"{address}: neither {m.credentials['admin_user']} nor root can log in with the lab key")
 
 
 def ssh_run(m: Model, host: str, command: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """Run a command on a lab node over real SSH at its management address."""
+    """Run a command as root on a lab node over real SSH at its management address (sudo when needed)."""
     dev = next(d for d in m.nodes() if d.hostname == host)
     if dev.oob_address is None:
         raise LabError(f"{host} has no management address")
-    return subprocess.run([*ssh_argv(str(dev.oob_address.ip)), command], capture_output=True, text=True,
-                          timeout=timeout)
+    address = str(dev.oob_address.ip)
+    user = login_user(m, address)
+    if user != "root":
+        command = "sudo -n sh -c " + shlex.quote(command)
+    return subprocess.run([*ssh_argv(address, user), command], capture_output=True, text=True, timeout=timeout)
