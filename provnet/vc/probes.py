@@ -16,7 +16,11 @@ Where each layer is measured from, and why:
   per run; an AOR missing from it is confirmed with ``ul.lookup``.
 - ``signalling``: SIP OPTIONS sent from the bridge host's data address (a ``python3 -c``
   program over SSH, built by :func:`provnet.vc.sip.remote_script`).
-- ``media``: **not implemented yet** — see :meth:`LabProbes.media` and docs/vc.md.
+- ``media``: a test call from the DC probe (the ``vc_probe`` role: one baresip per call
+  slot on the bridge host, ctrl_tcp on ``127.0.0.1:PROBE_CTRL_BASE + slot``), placed by a
+  ``python3 -c`` program over SSH (:mod:`provnet.vc.media`): dial the endpoint's data
+  address, wait for the auto-answer, keep the call until the RTCP reports are in, read loss,
+  jitter and RTT of audio and video both ways, hang up. One slot per call (:class:`SlotPool`).
 
 One SSH connection to the bridge host is shared by every endpoint (at most
 :data:`BRIDGE_CHANNELS` commands at once: OpenSSH's ``MaxSessions`` is 10 by default).
@@ -38,13 +42,13 @@ from provnet.drivers.ssh import SSH, ConnectError, Result, lab_key
 from provnet.errors import ProvnetError
 from provnet.hostvars import service_address
 from provnet.model import Model
-from provnet.vc import kamailio, sip
-from provnet.vc.readiness import Endpoint, LayerResult, judge_media, thresholds
+from provnet.vc import kamailio, media as vcmedia, sip
+from provnet.vc.readiness import Endpoint, LayerResult, thresholds
 
 SSH_PORT = 22
 BRIDGE_CHANNELS = 8
-#: Media probe contract (the vc_probe role, not written yet): one baresip per call slot on
-#: the bridge host, its ctrl_tcp on 127.0.0.1:PROBE_CTRL_BASE + slot (slot 0 … MEDIA_SLOTS-1).
+#: Media probe contract (the vc_probe role): one baresip per call slot on the bridge host,
+#: its ctrl_tcp on 127.0.0.1:PROBE_CTRL_BASE + slot (slot 0 … MEDIA_SLOTS-1).
 PROBE_CTRL_HOST = "127.0.0.1"
 PROBE_CTRL_BASE = 4450
 MEDIA_SLOTS = 4
@@ -92,6 +96,11 @@ def bgp_state(neighbors: dict[str, Any], peer: str) -> tuple[str, dict[str, Any]
 
 
 _RTT = re.compile(r"time[=<]([\d.]+)\s*ms")
+
+
+def _hex_ipv4(address: str) -> str:
+    """An IPv4 address as /proc/net/tcp writes it (host byte order on little-endian: 127.0.0.1 → 0100007F)."""
+    return "".join(f"{int(o):02X}" for o in reversed(address.split(".")))
 
 
 def parse_ping(output: str) -> float | None:
@@ -208,12 +217,14 @@ class LabProbes:
         self._regs: dict[str, kamailio.Registration] | None = None
         self._regs_error = ""
         self._slots: list[int] | None = None
+        self._pool: vcmedia.SlotPool | None = None
 
     # -- per-run caches
 
     def prepare(self, endpoints: list[Endpoint]) -> None:
         with self._lock:
             self._rib, self._rib_error, self._regs, self._regs_error, self._slots = None, "", None, "", None
+            self._pool = None
 
     def close(self) -> None:
         self.bridge.close()
@@ -244,7 +255,9 @@ class LabProbes:
         from provnet.engine import device
 
         site = self.m.sites[ep.site]
-        prefixes = [str(p) for p in site.prefixes]
+        # The CE's loopback proves the circuit and the eBGP session; a missing LAN prefix (a VLAN
+        # whose only host is down) is the endpoint-host layer's finding, not the WAN's.
+        prefixes = [f"{site.loopback}/32"]
         rib, error = self._route_table()
         if rib is None:
             return LayerResult(False, f"cannot read {self.core}'s routing table ({error}) — the WAN cannot be "
@@ -334,9 +347,12 @@ class LabProbes:
             if self._slots is not None:
                 return self._slots
         ports = [PROBE_CTRL_BASE + i for i in range(self.media_slots)]
-        script = ("import json,socket\nok=[]\nfor p in %s:\n    s=socket.socket()\n    s.settimeout(1)\n"
-                  "    try:\n        s.connect(('%s',p)); ok.append(p)\n    except OSError:\n        pass\n"
-                  "    finally:\n        s.close()\nprint(json.dumps(ok))\n") % (json.dumps(ports), PROBE_CTRL_HOST)
+        # listening sockets from /proc/net/tcp, not a connection: ctrl_tcp serves one client and a
+        # probing connect would replace (and then close) the one a test call is using
+        script = ("import json\nports=set(%s)\nok=[]\nfor line in open('/proc/net/tcp').read().splitlines()[1:]:\n"
+                  "    f=line.split()\n    a,p=f[1].split(':')\n"
+                  "    if f[3]=='0A' and a=='%s' and int(p,16) in ports: ok.append(int(p,16))\n"
+                  "print(json.dumps(sorted(set(ok))))\n") % (json.dumps(ports), _hex_ipv4(PROBE_CTRL_HOST))
         try:
             res = self.bridge.run(f"python3 -c {shlex.quote(script)}", timeout=15)
             slots = [p - PROBE_CTRL_BASE for p in json.loads(res.out.strip().splitlines()[-1])] if res.rc == 0 else []
@@ -346,26 +362,44 @@ class LabProbes:
             self._slots = slots
         return slots
 
-    def media(self, ep: Endpoint) -> LayerResult:
-        """Not implemented yet: see docs/vc.md, "What remains for the media layer".
-
-        The test call needs (1) the ``vc_probe`` role: one baresip per call slot on the
-        bridge host, ctrl_tcp on ``127.0.0.1:PROBE_CTRL_BASE+slot``, auto-answer off, VP8 at
-        176×144/10 fps, an account registered as the probe; (2) here: take a free slot,
-        ``{"command":"dial","params":"sip:<user>@<endpoint>"}`` over its ctrl_tcp netstring
-        connection, wait for ``CALL_ESTABLISHED``, hold a few seconds, read the call's RTCP
-        figures (loss, jitter, RTT per stream and direction), hang up, and pass them to
-        :func:`provnet.vc.readiness.judge_media`.
-        """
+    def _slot_pool(self) -> vcmedia.SlotPool | None:
         slots = self._probe_slots()
+        with self._lock:
+            if self._pool is None and slots:
+                self._pool = vcmedia.SlotPool(slots)
+            return self._pool
+
+    def media(self, ep: Endpoint) -> LayerResult:
+        """A test call from one free probe slot to the endpoint (see :mod:`provnet.vc.media`)."""
+        pool = self._slot_pool()
         last = PROBE_CTRL_BASE + self.media_slots - 1
-        if not slots:
+        if pool is None:
             return LayerResult(False, f"media probe not installed (vc_probe role): no baresip ctrl_tcp answers on "
                                       f"{self.bridge_host} {PROBE_CTRL_HOST}:{PROBE_CTRL_BASE}–{last}")
-        _ = judge_media  # the judge the test call will use
-        return LayerResult(False, f"media test call not implemented in provnet yet (the probe answers on "
-                                  f"{len(slots)} slot(s) of {self.bridge_host}); see docs/vc.md",
-                           {"probe_slots": len(slots)})
+        argv_of = lambda port: vcmedia.remote_script(port, ep.address, ep.sip_user,  # noqa: E731
+                                                     production=self.m.production)
+        # run_scope bounds concurrent calls by media_slots; fewer slots may answer than that: wait for one
+        with pool.take(timeout=10 * vcmedia.CALL_TIMEOUT_S) as slot:
+            port = PROBE_CTRL_BASE + slot
+            where = f"probe slot {slot} of {self.bridge_host} ({self.bridge_data})"
+            try:
+                res = self.bridge.run(shlex.join(argv_of(port)), timeout=vcmedia.CALL_TIMEOUT_S)
+            except (DriverError, ProvnetError) as exc:
+                return LayerResult(False, f"cannot run the test call on the bridge host {self.bridge_host}: {exc}")
+        if res.rc != 0:
+            return LayerResult(False, f"test-call program failed on {self.bridge_host} (exit {res.rc}): "
+                                      f"{(res.err or res.out).strip()[-200:]}")
+        try:
+            data = vcmedia.parse_remote_output(res.out)
+        except vcmedia.MediaParseError as exc:
+            return LayerResult(False, str(exc))
+        if str(data.get("error", "")).startswith("connect"):
+            return LayerResult(False, f"{where}: its ctrl_tcp {PROBE_CTRL_HOST}:{port} does not answer "
+                                      f"({data['error']}) — provnet-probe@{slot} down?", {"slot": slot})
+        call = vcmedia.parse_call(data, f"sip:{ep.sip_user}@{ep.address}")
+        out = vcmedia.judge_call(call, where, self.limits, tuple(self.m.rtp_ports))  # type: ignore[arg-type]
+        out.figures["slot"] = slot
+        return out
 
 
 def lab_probes(m: Model) -> LabProbes:

@@ -110,7 +110,7 @@ def test_wan_judged_from_the_dc_side_when_the_ce_is_unreachable(m: model.Model,
     p = lab(m)
     res = p.wan(site_ep(m))
     assert not res.ok
-    assert res.reason.startswith("dc-core has no BGP route to 4/4 site prefixes (198.18.0.3/32")
+    assert res.reason.startswith("dc-core has no BGP route to 1/1 site prefixes (198.18.0.3/32")
     assert "CE dong-dang-ce not reachable on management" in res.reason
     assert "circuit VNPT-LSN-TSL-0003, Nông Văn Tú 0912 000 003" in res.reason
     assert p.wan(site_ep(m, "cao-loc")).ok
@@ -205,9 +205,6 @@ def test_media_says_exactly_what_is_missing(m: model.Model) -> None:
     res = none.media(site_ep(m))
     assert not res.ok and res.reason == ("media probe not installed (vc_probe role): no baresip ctrl_tcp answers on "
                                          "dc-mcu 127.0.0.1:4450–4453")
-    some = lab(m, FakeBridge(lambda c: Result(0, "[4450, 4451]\n", "")))
-    res = some.media(site_ep(m))
-    assert not res.ok and "not implemented in provnet yet" in res.reason and res.figures == {"probe_slots": 2}
 
 
 def test_tcp_open_is_guarded(monkeypatch: pytest.MonkeyPatch) -> None:
