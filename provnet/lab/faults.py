@@ -108,9 +108,9 @@ def inject(m: Model, kind: str, site: str, percent: int = 10) -> Fault:
     else:  # loss, on the carrier's PE toward the site: the provider's link, not provnet's config
         pe_if = f"ce{s.id}"
         _run(m.pe.hostname, "nft add table inet pvfault 2>/dev/null; "
-                            "nft 'add chain inet pvfault fwd { type filter hook forward priority -10; }' 2>/dev/null; "
-                            f"nft add rule inet pvfault fwd oifname {pe_if} numgen random mod 100 '<' {int(percent)} drop; "
-                            f"nft add rule inet pvfault fwd iifname {pe_if} numgen random mod 100 '<' {int(percent)} drop")
+                            "nft 'add chain inet pvfault pvloss { type filter hook forward priority -10; }' 2>/dev/null; "
+                            f"nft add rule inet pvfault pvloss oifname {pe_if} numgen random mod 100 '<' {int(percent)} drop; "
+                            f"nft add rule inet pvfault pvloss iifname {pe_if} numgen random mod 100 '<' {int(percent)} drop")
         f = Fault(kind, site, m.pe.hostname, ["nft delete table inet pvfault"], "provnet lab fault clear", percent)
     _save([*active(), f])
     return f

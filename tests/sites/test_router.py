@@ -41,11 +41,17 @@ def test_ebgp_to_the_pe_is_established(facts: dict[str, Any], dev: model.Device,
 @pytest.mark.layer("routing", 0)
 def test_dc_prefixes_are_received(facts: dict[str, Any], m: model.Model, dev: model.Device) -> None:
     rib = facts["rib"] or {}
-    wanted = [str(p) for p in m.dc_prefixes] if dev.role == "ce" else \
-        [str(p) for s in m.sites.values() for p in s.prefixes][:50]
-    missing = [p for p in wanted if not any(r.get("protocol") == "bgp" and r.get("selected") for r in rib.get(p, []))]
-    expect(not missing, "routes learnt over BGP", "all present" if dev.role == "ce" else "every site prefix",
-           f"missing {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}")
+    learnt = {p for p, routes in rib.items() if any(r.get("protocol") == "bgp" and r.get("selected") for r in routes)}
+    if dev.role == "ce":
+        missing = [str(p) for p in m.dc_prefixes if str(p) not in learnt]
+        expect(not missing, "routes learnt over BGP", "every DC prefix",
+               f"missing {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}")
+    else:
+        # a site's own missing prefixes are that site's finding (its WAN layer), not the DC's:
+        # the core fails only when the carrier delivers no site route at all
+        sites = {str(p) for s in m.sites.values() for p in s.prefixes}
+        expect(bool(learnt & sites), "site routes learnt over BGP", "routes from the sites",
+               "none: the carrier's VPN delivers no site prefix to the DC")
 
 
 @pytest.mark.layer("routing", 1)
