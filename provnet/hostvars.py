@@ -71,8 +71,7 @@ def device_vars(m: Model, dev: Device) -> dict[str, Any]:
         "provnet_sip_domain": m.sip_domain,
         # where the controller manages the device (= ansible_host, which a play may override)
         "provnet_management_address": dev.ansible_host,
-        "provnet_site_supernets": [str(m.source.province.pools.loopback)]
-        + [str(v.pool) for v in m.source.province.vlans.values()],
+        "provnet_site_supernets": m.site_supernets(),
         "provnet_secret_names": {
             "admin_password": m.credentials["admin_password"],
             "snmp_auth_key": m.credentials["snmp"]["auth_key"],

@@ -184,6 +184,11 @@ class Model:
     def communes(self) -> list[Site]:
         return [s for s in self.sites.values() if s.level == "commune"]
 
+    def site_supernets(self) -> list[str]:
+        """Every site address lies in these: the loopback pool and the VLAN pools."""
+        src = self.source.province
+        return [src.pools.loopback] + [v.pool for v in src.vlans.values()]
+
     def controller_route_via(self) -> str | None:
         """The in-band gateway the controller uses toward the data plane (its zone's router)."""
         if self.controller_gateway is None:

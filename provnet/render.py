@@ -103,7 +103,7 @@ def context(m: Model, dev: Device, secrets: dict[str, str] | None = None) -> dic
     src = m.source.province
     ctx["provnet_pools"] = {"loopback": src.pools.loopback, "wan": src.pools.wan,
                             "vlans": {k: v.pool for k, v in src.vlans.items()},
-                            "site_supernets": [src.pools.loopback] + [v.pool for v in src.vlans.values()]}
+                            "site_supernets": ctx["provnet_site_supernets"]}
     ctx["secret"] = (lambda ref: secrets.get(ref.removeprefix("vault:"), ref)) if secrets else (lambda ref: ref)
     return ctx
 

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from provnet.drivers.base import CommitError, DriverError
-from provnet.drivers.linux import STATE, LinuxDriver, make_bundle, unified
+from provnet.drivers.linux import STATE, LinuxDriver, unified
 
 RELOAD = "/usr/lib/frr/frr-reload.py"
 PATHS = {"frr.conf": "/etc/frr/frr.conf", "daemons": "/etc/frr/daemons",
@@ -163,11 +163,10 @@ class FrrDriver(LinuxDriver):
                           "nexthops": [n.get("ip", n.get("interfaceName", "")) for n in r.get("nexthops", [])]}
                          for r in routes] for prefix, routes in data.items()}
 
-    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> dict[str, str]:
-        out = super().get_config(retrieve, full, sanitized)
+    def live_sections(self, files: dict[str, str]) -> dict[str, str]:
         if self._active():
             res = self.s.run("vtysh -c 'show running-config'")
             if res.rc == 0:
-                live = re.sub(r"^(Building configuration|Current configuration).*\n|^end\n", "", res.out, flags=re.M)
-                out["running"] = make_bundle({**self.running_files(), "frr.conf": live})
-        return out
+                files["frr.conf"] = re.sub(r"^(Building configuration|Current configuration).*\n|^end\n", "",
+                                           res.out, flags=re.M)
+        return files

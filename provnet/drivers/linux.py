@@ -257,10 +257,14 @@ class LinuxDriver(NetworkDriver):
 
     # -------------------------------------------------------------- getters shared by Linux nodes
 
+    def live_sections(self, files: dict[str, str]) -> dict[str, str]:
+        """The running config by section; platforms whose live state differs from their files override it."""
+        return files
+
     def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> dict[str, str]:
-        running = make_bundle({k: v for k, v in self.running_files().items() if v is not None})
-        return {"running": running, "candidate": make_bundle(self.candidate) if self.candidate else "",
-                "startup": running}
+        files = {k: v for k, v in self.running_files().items() if v is not None}
+        return {"running": make_bundle(self.live_sections(dict(files))),
+                "candidate": make_bundle(self.candidate) if self.candidate else "", "startup": make_bundle(files)}
 
     def get_facts(self) -> dict[str, Any]:
         out = self.s.run("hostname; cat /proc/uptime; uname -r; . /etc/os-release; echo $PRETTY_NAME; "

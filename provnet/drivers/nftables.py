@@ -10,7 +10,7 @@ from __future__ import annotations
 import shlex
 
 from provnet.drivers.base import CommitError, DriverError
-from provnet.drivers.linux import STATE, LinuxDriver, make_bundle, unified
+from provnet.drivers.linux import STATE, LinuxDriver, unified
 
 PATH = "/etc/nftables.conf"
 
@@ -55,11 +55,9 @@ class NftablesDriver(LinuxDriver):
         return [f"{{ echo 'flush ruleset'; nft -s list ruleset; }} > {directory}/nftables.conf.live && "
                 f"mv {directory}/nftables.conf.live {directory}/nftables.conf"]
 
-    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> dict[str, str]:
-        out = super().get_config(retrieve, full, sanitized)
+    def live_sections(self, files: dict[str, str]) -> dict[str, str]:
         live = self.s.run("nft -s list ruleset").check("nft list ruleset").out
-        out["running"] = make_bundle({"nftables.conf": "flush ruleset\n" + live})
-        return out
+        return {"nftables.conf": "flush ruleset\n" + live}
 
     def apply_script(self) -> str:
         return f"nft -f {PATH}\nsystemctl enable -q nftables\n"

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from provnet import model
+from provnet.status import SOC_DIR
 from provnet.verify.plugin import expect
 
 pytestmark = pytest.mark.roles("ntp", "soc", "sip_registrar", "vc_bridge")
 SERVICE = {"ntp": "chrony", "soc": "rsyslog", "sip_registrar": "kamailio"}
 PORTS = {"ntp": ("udp", 123), "soc": ("udp", 514), "sip_registrar": ("udp", 5060)}
-SOC_DIR = "/var/log/remote"
 RECENT_S = 3600
 
 
