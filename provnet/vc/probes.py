@@ -304,7 +304,8 @@ class LabProbes:
 
     def endpoint_host(self, ep: Endpoint) -> LayerResult:
         guard.check(ep.address, production=self.m.production, purpose="ping")
-        cmd = f"ping -n -c1 -W{PING_TIMEOUT} -I {shlex.quote(self.bridge_data)} {shlex.quote(ep.address)}"
+        # One reply is enough; -i/-w keep asking until the deadline so a lossy link is not "down".
+        cmd = f"ping -n -c1 -i0.2 -w{PING_TIMEOUT} -I {shlex.quote(self.bridge_data)} {shlex.quote(ep.address)}"
         try:
             res = self.bridge.run(cmd, timeout=PING_TIMEOUT + 10)
         except (DriverError, ProvnetError) as exc:
