@@ -176,6 +176,7 @@ class Model:
     controller_gateway: tuple[str, str] | None
     dc_prefixes: tuple[IPv4Network, ...]
     credentials: dict[str, Any]
+    vc: schema.Vc
     source: sot.Source = field(repr=False, compare=False)
 
     def districts(self) -> list[Site]:
@@ -221,6 +222,7 @@ class Model:
             self.credentials["admin_password"]: "admin password",
             self.credentials["snmp"]["auth_key"]: "SNMPv3 auth key",
             self.credentials["snmp"]["priv_key"]: "SNMPv3 priv key",
+            self.vc.secret: "conference bridge API and Janus secret",
         }
         for dev in self.devices.values():
             if dev.sip is not None:
@@ -375,7 +377,7 @@ def _compile(src: sot.Source) -> Model:
         services=p.services.model_dump(), oob_network=oob_pool,
         controller_oob=ipam.host(block0, 1, "controller (out-of-band block 0)") if block0 else None,
         controller_data=controller_data, controller_gateway=controller_gateway,
-        dc_prefixes=dc_prefixes, credentials=p.credentials.model_dump(), source=src,
+        dc_prefixes=dc_prefixes, credentials=p.credentials.model_dump(), vc=p.vc, source=src,
     )
 
 

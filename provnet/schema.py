@@ -156,6 +156,32 @@ class Sip(Strict):
     _s = field_validator("password", mode="before")(lambda v: _secret(v))
 
 
+class MeetingDef(Strict):
+    """An ad hoc meeting: a chair site and the sites that join it."""
+
+    title: str
+    chair: str
+    sites: list[str]
+
+
+class Vc(Strict):
+    """Video conferencing: the meeting bridge, its templates and the lab's synthetic microphones."""
+
+    chair: str | None = None          # the site whose endpoint chairs province-wide meetings
+    bridge_api_port: int = Field(default=8089, ge=1, le=65535)   # provnet-bridged, management side
+    bridge_sip_port: int = Field(default=5062, ge=1, le=65535)   # the bridge's SIP legs, data side
+    janus_port: int = Field(default=8088, ge=1, le=65535)        # Janus HTTP API, management side
+    secret: str = "vault:vc_bridge_secret"
+    dial_concurrency: int = Field(default=16, ge=1, le=256)      # calls in flight while dialling
+    dial_retries: int = Field(default=2, ge=0, le=10)            # redials of a failed leg
+    join_timeout_s: int = Field(default=40, ge=5, le=600)        # dial → joined, per attempt
+    chair_tone_hz: int = Field(default=1000, ge=10, le=20000)    # lab endpoints: the chair's sine
+    tone_hz: int = Field(default=440, ge=10, le=20000)           # lab endpoints: everyone else's
+    meetings: dict[str, MeetingDef] = Field(default_factory=dict)
+
+    _s = field_validator("secret", mode="before")(lambda v: _secret(v))
+
+
 class SiteDefaults(Strict):
     bandwidth_mbps: int = Field(default=20, ge=1, le=100000)
     devices: dict[str, DeviceDef]
@@ -180,6 +206,7 @@ class ProvinceFile(Strict):
     services: Services
     credentials: Credentials
     sip: Sip
+    vc: Vc = Field(default_factory=Vc)
     site_defaults: SiteDefaults
 
 

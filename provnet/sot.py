@@ -311,6 +311,18 @@ def check(src: Source, prov_shown: str, site_shown: dict[str, str]) -> list[Prob
     if p.dc.controller_zone is not None and p.dc.controller_zone not in p.dc.zones:
         add(Problem(prov_shown, "dc.controller_zone", f"unknown DC zone '{p.dc.controller_zone}'",
                     f"use one of: {', '.join(p.dc.zones)}"))
+    site_slugs = {st.slug for st in src.sites}
+    vc_refs = [("vc.chair", p.vc.chair)] if p.vc.chair else []
+    for mname, meeting in p.vc.meetings.items():
+        if not schema.SLUG.match(mname) or mname == "toan-tinh" or mname.startswith("huyen-"):
+            add(Problem(prov_shown, f"vc.meetings.{mname}", "name is not a free lowercase ASCII slug",
+                        "name it like 'giao-ban-tuan' ('toan-tinh' and 'huyen-*' are built in)"))
+        vc_refs += [(f"vc.meetings.{mname}.chair", meeting.chair)]
+        vc_refs += [(f"vc.meetings.{mname}.sites", slug) for slug in meeting.sites]
+    for where, slug in vc_refs:
+        if slug not in site_slugs:
+            add(Problem(prov_shown, where, f"site '{slug}' does not exist",
+                        "use a site slug from sites/*.yml"))
     for sname, host in p.services.model_dump().items():
         if host not in p.dc.devices:
             add(Problem(prov_shown, f"services.{sname}", f"'{host}' is not a DC device",

@@ -152,7 +152,7 @@ def test_endpoint_host_pings_from_the_bridge(m: model.Model) -> None:
     bridge = FakeBridge(lambda c: Result(0, PING_OK, ""))
     res = lab(m, bridge).endpoint_host(site_ep(m))
     assert res.ok and res.figures == {"ping_ms": 0.412}
-    assert bridge.commands == ["ping -n -c1 -W2 -I 198.18.9.13 198.18.64.98"]
+    assert bridge.commands == ["ping -n -c1 -i0.2 -w2 -I 198.18.9.13 198.18.64.98"]
     down = lab(m, FakeBridge(lambda c: Result(1, PING_LOST, ""))).endpoint_host(site_ep(m))
     assert not down.ok and "does not answer ping from the bridge dc-mcu (198.18.9.13)" in down.reason
 
