@@ -66,6 +66,11 @@ def device_vars(m: Model, dev: Device) -> dict[str, Any]:
         "provnet_voice": {"domain": m.sip_domain, "sip_port": m.sip_port, "rtp_ports": list(m.rtp_ports),
                           "register_interval": m.register_interval, "max_expires": m.max_expires,
                           "rpc_port": m.sip_rpc_port},
+        "provnet_vc": {"chair": m.vc.chair, "bridge_api_port": m.vc.bridge_api_port,
+                       "bridge_sip_port": m.vc.bridge_sip_port, "janus_port": m.vc.janus_port,
+                       "secret": m.vc.secret,
+                       # the lab endpoints' synthetic microphone: the chair's sine differs from the rest
+                       "tone_hz": m.vc.chair_tone_hz if dev.site and dev.site == m.vc.chair else m.vc.tone_hz},
         "provnet_admin_user": m.credentials["admin_user"],
         # every site's addresses lie in these (loopback pool + VLAN pools): what DC services admit
         "provnet_sip_domain": m.sip_domain,

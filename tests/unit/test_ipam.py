@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from provnet import ipam, model, schema, sot
 
 LAB = Path(__file__).resolve().parents[2] / "inventory" / "lab"
-BASE = sot.read(LAB)
+_LAB = sot.read(LAB)
+# synthetic sites only: no meeting chair or ad hoc meeting naming the lab's real sites
+BASE = dataclasses.replace(_LAB, province=_LAB.province.model_copy(update={"vc": schema.Vc()}))
 
 
 def make_site(site_id: int) -> schema.SiteFile:

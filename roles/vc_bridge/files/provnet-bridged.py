@@ -1,0 +1,1 @@
+../../../provnet/vc/bridged.py
