@@ -186,7 +186,22 @@ class Store:
                               (finished_at or utc_now(),
                                json.dumps(summary or {}, ensure_ascii=False, sort_keys=True, default=str), run_id))
 
+    def set_summary(self, run_id: int, summary: dict[str, Any]) -> None:
+        """Replace a run's summary while it is still going (a meeting's live state)."""
+        with self._lock, self.conn:
+            self.conn.execute("UPDATE runs SET summary = ? WHERE id = ?",
+                              (json.dumps(summary, ensure_ascii=False, sort_keys=True, default=str), run_id))
+
     # ---------------------------------------------------------------- reading
+
+    def unfinished_runs(self, kind: str, inventory: str | None = None) -> list[Run]:
+        """Runs of a kind that have not finished (a meeting in progress), newest first."""
+        sql = "SELECT * FROM runs WHERE kind = ? AND finished_at IS NULL"
+        args: list[Any] = [kind]
+        if inventory is not None:
+            sql += " AND inventory = ?"
+            args.append(inventory)
+        return [self._run(r) for r in self.conn.execute(sql + " ORDER BY id DESC", args).fetchall()]
 
     @staticmethod
     def _run(row: sqlite3.Row) -> Run:
