@@ -15,7 +15,9 @@ address, every request carrying the ``X-Provnet-Token`` header::
     POST   /conferences {name, description}      → {id}
     DELETE /conferences/<id>                     → hangs up every leg, destroys the room
     GET    /conferences/<id>/participants        → [participant]
-    POST   /conferences/<id>/participants {key, user, display}   → dials (202)
+    POST   /conferences/<id>/participants {key, user, display[, proxy]}   → dials (202)
+           user: an account of the domain (through the registrar, or ``proxy`` HOST:PORT),
+           or user@host[:port] dialled directly
     POST   /conferences/<id>/participants/<key>/mute | /unmute
     DELETE /conferences/<id>/participants/<key>  → BYE and leaves the room
 
@@ -34,6 +36,7 @@ import random
 import re
 import secrets as _secrets
 import socket
+import sys
 import threading
 import time
 import urllib.error
@@ -46,6 +49,7 @@ T1 = 0.5              # SIP timer T1 (s): INVITE/BYE retransmission starts here 
 RING_TIMEOUT = 25.0   # an endpoint that rings longer is cancelled
 JOIN_TIMEOUT = 10.0   # Janus answers a join within this
 PREFERRED = ("PCMU", "PCMA", "opus")  # codecs the bridge answers with, in order of preference
+DEBUG = os.environ.get("PROVNET_BRIDGED_DEBUG") == "1"  # every SIP message to stderr (the journal)
 JANUS_CODEC = {"PCMU": "pcmu", "PCMA": "pcma", "opus": "opus"}
 
 # ---------------------------------------------------------------------------- SIP and SDP text
@@ -319,6 +323,7 @@ class Leg:
     remote_target: str = ""
     route: list[str] = field(default_factory=list)
     invite: str = ""
+    first_hop: tuple[str, int] = ("", 0)
     ack: bytes = b""
     handle: int = 0
     participant: int = 0
@@ -417,7 +422,7 @@ class Controller:
 
     # -- legs
 
-    def dial(self, room: int, key: str, user: str, display: str) -> Leg:
+    def dial(self, room: int, key: str, user: str, display: str, proxy: str = "") -> Leg:
         conf = self.conference(room)
         with self.lock:
             old: Leg | None = conf["legs"].get(key)
@@ -425,6 +430,9 @@ class Controller:
                 return old
             leg = Leg(key=key, user=user, display=display, room=room,
                       attempts=(old.attempts if old else 0) + 1)
+            if proxy:
+                host, _, port = proxy.partition(":")
+                leg.first_hop = (host, int(port or 5060))
             conf["legs"][key] = leg
         threading.Thread(target=self._run_leg, args=(leg, conf["secret"]), daemon=True).start()
         return leg
@@ -445,14 +453,18 @@ class Controller:
         leg.muted = muted
 
     def _send(self, data: str | bytes, addr: tuple[str, int]) -> None:
-        self.sock.sendto(data.encode() if isinstance(data, str) else data, addr)
+        raw = data.encode() if isinstance(data, str) else data
+        if DEBUG:
+            sys.stderr.write(f">>> {addr[0]}:{addr[1]}\n{raw.decode(errors='replace')}\n")
+        self.sock.sendto(raw, addr)
 
     def _via(self, branch: str) -> str:
         return f"SIP/2.0/UDP {self.sip_addr[0]}:{self.sip_addr[1]};branch={branch};rport"
 
     def _request(self, leg: Leg, method: str, uri: str, branch: str, cseq: int, body: str = "",
                  route: list[str] | None = None) -> str:
-        to = f"<sip:{leg.user}@{self.domain}>" + (f";tag={leg.to_tag}" if leg.to_tag else "")
+        to = (f"<sip:{leg.user}>" if "@" in leg.user else f"<sip:{leg.user}@{self.domain}>") + (
+            f";tag={leg.to_tag}" if leg.to_tag else "")
         lines = [f"{method} {uri} SIP/2.0", f"Via: {self._via(branch)}", "Max-Forwards: 70",
                  f"From: \"provnet bridge\" <sip:bridge@{self.domain}>;tag={leg.from_tag}",
                  f"To: {to}", f"Call-ID: {leg.call_id}", f"CSeq: {cseq} {method}"]
@@ -476,9 +488,12 @@ class Controller:
         leg.dialed_at = time.time()
         with self.lock:
             self.legs[leg.call_id] = leg
-        uri = f"sip:{leg.user}@{self.domain}"
+        # a bare user is dialled through the registrar; user@host[:port] straight to that host
+        uri = f"sip:{leg.user}" if "@" in leg.user else f"sip:{leg.user}@{self.domain}"
+        if not leg.first_hop[0]:
+            leg.first_hop = host_port(uri) if "@" in leg.user else self.registrar
         leg.invite = self._request(leg, "INVITE", uri, leg.branch, 1)
-        self._send(leg.invite, self.registrar)
+        self._send(leg.invite, leg.first_hop)
         interval, next_tx, provisional = T1, time.time() + T1, False
         deadline = time.time() + RING_TIMEOUT
         final: SipMessage | None = None
@@ -493,7 +508,7 @@ class Controller:
                            suffix=f"{RING_TIMEOUT:.0f} s")
                 return
             if not provisional and now >= next_tx:
-                self._send(leg.invite, self.registrar)
+                self._send(leg.invite, leg.first_hop)
                 interval = min(interval * 2, 4.0)
                 next_tx = now + interval
             try:
@@ -511,7 +526,7 @@ class Controller:
         leg.sip_status = final.status
         if final.status >= 300:
             ack = self._request(replace_to(leg, final), "ACK", uri, leg.branch, 1)
-            self._send(ack, self.registrar)
+            self._send(ack, leg.first_hop)
             self._fail(leg, final.status, f"the endpoint refused the call: {final.status} {final.reason}")
             return
         leg.answered_at = time.time()
@@ -548,7 +563,7 @@ class Controller:
 
     def _cancel(self, leg: Leg, uri: str) -> None:
         cancel = self._request(leg, "CANCEL", uri, leg.branch, 1)
-        self._send(cancel, self.registrar)
+        self._send(cancel, leg.first_hop)
 
     def _fail(self, leg: Leg, status: int, reason: str, suffix: str = "") -> None:
         leg.state, leg.sip_status, leg.reason, leg.left_at = "failed", status, reason + suffix, time.time()
@@ -587,6 +602,8 @@ class Controller:
     def _receive(self) -> None:
         while True:
             data, addr = self.sock.recvfrom(65535)
+            if DEBUG:
+                sys.stderr.write(f"<<< {addr[0]}:{addr[1]}\n{data.decode(errors='replace')}\n")
             try:
                 msg = parse_sip(data)
             except (ValueError, IndexError):
@@ -679,7 +696,8 @@ class Api(BaseHTTPRequestHandler):
             elif len(parts) == 3 and parts[2] == "participants" and method == "GET":
                 self._answer(200, c.participants(int(parts[1])))
             elif len(parts) == 3 and parts[2] == "participants" and method == "POST":
-                leg = c.dial(int(parts[1]), str(body["key"]), str(body["user"]), str(body.get("display", "")))
+                leg = c.dial(int(parts[1]), str(body["key"]), str(body["user"]), str(body.get("display", "")),
+                             str(body.get("proxy", "")))
                 self._answer(202, leg.public())
             elif len(parts) == 5 and parts[4] in ("mute", "unmute") and method == "POST":
                 c.mute(int(parts[1]), parts[3], parts[4] == "mute")
