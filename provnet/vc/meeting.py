@@ -208,7 +208,8 @@ class Meeting:
                         self._safe(lambda r=r: self.bridge.disconnect(self.conference, r.site, "join timeout"))
                         r.state, r.reason = "failed", f"did not join within {join_timeout:.0f} s"
                 for r in todo:
-                    if r.state == "failed" and r.attempts <= retries and r.site not in retry_at:
+                    if (r.state == "failed" and r.attempts <= retries and r.site not in retry_at
+                            and r not in pending):
                         retry_at[r.site] = now + RETRY_BACKOFF_S
                 for site, when in list(retry_at.items()):
                     if now >= when and self.rows[site].state == "failed":

@@ -1,0 +1,295 @@
+"""Meetings: templates, the bridge controller's SIP/SDP handling, tone detection, tiered dial-out."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import struct
+import threading
+import wave
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provnet import history, model, schema, sot
+from provnet.vc import audio, bridged, meeting, meeting_report
+from provnet.vc.bridge import Bridge, Participant
+
+LAB = Path(__file__).resolve().parents[2] / "inventory" / "lab"
+
+# what baresip 1.0.0 answers to an INVITE without SDP (recorded on the lab)
+OFFER_200 = (
+    "SIP/2.0 200 Answering\r\n"
+    "Via: SIP/2.0/UDP 198.18.9.13:5062;branch=z9hG4bK404f;rport=5062;received=198.18.9.13\r\n"
+    "f: \"provnet bridge\" <sip:bridge@vc.langson.lab>;tag=5d88\r\n"
+    "To: <sip:dongdang@vc.langson.lab>;tag=176acc\r\n"
+    "i: eba1@198.18.9.13\r\n"
+    "CSeq: 1 INVITE\r\n"
+    "Record-Route: <sip:198.18.9.12;lr>\r\n"
+    "Contact: <sip:dongdang-0x55ee@198.18.64.98:5060>\r\n"
+    "Content-Type: application/sdp\r\n\r\n"
+    "v=0\r\no=- 4244515 1948478572 IN IP4 198.18.64.98\r\ns=-\r\nc=IN IP4 198.18.64.98\r\nt=0 0\r\n"
+    "m=audio 10658 RTP/AVP 0 8 96 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
+    "a=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+    "m=video 10632 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\na=sendrecv\r\n"
+)
+
+
+@pytest.fixture(scope="module")
+def m() -> model.Model:
+    return model.load(LAB)
+
+
+# ------------------------------------------------------------------ templates
+
+
+def test_toan_tinh_is_chair_then_districts_then_communes(m: model.Model) -> None:
+    t = meeting.template(m, "toan-tinh")
+    assert t.chair == "dong-dang"
+    assert t.members[0] == ("dong-dang", "chair")
+    tiers = [tier for _, tier in t.members]
+    assert tiers == sorted(tiers, key=meeting.TIERS.index)
+    assert set(t.sites()) == set(m.sites)  # every site once
+    assert len(t.sites()) == len(set(t.sites()))
+
+
+def test_district_template_is_the_district_and_its_communes(m: model.Model) -> None:
+    t = meeting.template(m, "huyen-cao-loc")
+    assert t.members[0] == ("huyen-cao-loc", "chair")
+    assert {s for s, _ in t.members[1:]} == {s.slug for s in m.communes() if s.district == "huyen-cao-loc"}
+
+
+def test_unknown_template_names_the_choices(m: model.Model) -> None:
+    with pytest.raises(meeting.MeetingError, match="toan-tinh.*huyen-cao-loc.*bien-gioi"):
+        meeting.template(m, "hop-khong-co")
+
+
+def test_a_meeting_naming_a_missing_site_fails_validation() -> None:
+    src = sot.read(LAB)
+    vc = schema.Vc(chair="khong-co", meetings={"giao-ban": schema.MeetingDef(title="x", chair="dong-dang",
+                                                                              sites=["xa-ma"])})
+    bad = dataclasses.replace(src, province=src.province.model_copy(update={"vc": vc}))
+    problems = {(p.obj, p.message) for p in sot.check(bad, "province.yml", {})}
+    assert ("vc.chair", "site 'khong-co' does not exist") in problems
+    assert ("vc.meetings.giao-ban.sites", "site 'xa-ma' does not exist") in problems
+
+
+def test_the_chair_endpoint_plays_its_own_tone(m: model.Model) -> None:
+    from provnet import hostvars
+
+    assert hostvars.device_vars(m, m.devices["dong-dang-vc"])["provnet_vc"]["tone_hz"] == m.vc.chair_tone_hz
+    assert hostvars.device_vars(m, m.devices["chi-lang-vc"])["provnet_vc"]["tone_hz"] == m.vc.tone_hz
+    assert m.vc.chair_tone_hz != m.vc.tone_hz
+
+
+def test_parse_at_accepts_clock_and_iso() -> None:
+    from datetime import datetime
+
+    now = datetime(2026, 11, 22, 9, 0, tzinfo=history.LOCAL_TZ)
+    assert meeting.parse_at("14:30", now).hour == 14 and meeting.parse_at("14:30", now).day == 22
+    assert meeting.parse_at("08:00", now).day == 23  # already past: tomorrow
+    assert meeting.parse_at("2026-12-01T08:00", now).month == 12
+    with pytest.raises(meeting.MeetingError, match="HH:MM"):
+        meeting.parse_at("sáng mai", now)
+
+
+# ------------------------------------------------------------------ the bridge controller's SIP
+
+
+def test_parse_sip_expands_compact_headers_and_reads_the_offer() -> None:
+    msg = bridged.parse_sip(OFFER_200.encode())
+    assert msg.is_response and msg.status == 200 and msg.method == "INVITE"
+    assert bridged.tag_of(msg.get("From")) == "5d88" and msg.get("Call-ID") == "eba1@198.18.9.13"
+    assert bridged.uri_of(msg.get("Contact")) == "sip:dongdang-0x55ee@198.18.64.98:5060"
+    assert bridged.host_port(bridged.uri_of(msg.get("Record-Route"))) == ("198.18.9.12", 5060)
+    offer = bridged.parse_sdp(msg.body)
+    assert (offer.address, offer.audio_port) == ("198.18.64.98", 10658)
+    assert offer.codecs == {"PCMU": 0, "PCMA": 8, "opus": 96, "telephone-event": 101}
+    assert bridged.choose_codec(offer) == "PCMU"
+
+
+def test_answer_points_audio_at_the_room_and_declines_video() -> None:
+    offer = bridged.parse_sdp(bridged.parse_sip(OFFER_200.encode()).body)
+    sdp = bridged.build_answer(offer, "PCMU", "198.18.9.13", 10002, 7)
+    lines = sdp.split("\r\n")
+    assert "c=IN IP4 198.18.9.13" in lines
+    assert "m=audio 10002 RTP/AVP 0" in lines and "a=rtpmap:0 PCMU/8000" in lines
+    assert "m=video 0 RTP/AVP 96" in lines  # one answer line per offered stream, video rejected
+    assert [ln[:7] for ln in lines if ln.startswith("m=")] == ["m=audio", "m=video"]
+
+
+def test_no_common_codec_is_a_clear_error() -> None:
+    offer = bridged.Offer("198.18.64.98", 4000, {"G729": 18}, [("audio", "18")])
+    with pytest.raises(ValueError, match="no common audio codec.*G729"):
+        bridged.choose_codec(offer)
+
+
+def test_an_offer_without_audio_is_refused() -> None:
+    with pytest.raises(ValueError, match="no audio"):
+        bridged.parse_sdp("v=0\r\nc=IN IP4 198.18.64.98\r\nm=video 10632 RTP/AVP 96\r\n")
+
+
+def test_requests_carry_the_dialog_and_route() -> None:
+    c = bridged.Controller.__new__(bridged.Controller)
+    c.sip_addr, c.domain = ("198.18.9.13", 5062), "vc.langson.lab"
+    leg = bridged.Leg(key="dong-dang", user="dongdang", display="Đồng Đăng", room=1, call_id="c1@x",
+                      from_tag="ft", to_tag="tt")
+    bye = c._request(leg, "BYE", "sip:dongdang-0x55ee@198.18.64.98:5060", "z9hG4bKb", 2,
+                     route=["<sip:198.18.9.12;lr>"])
+    msg = bridged.parse_sip(bye.encode())
+    assert msg.first == "BYE sip:dongdang-0x55ee@198.18.64.98:5060 SIP/2.0"
+    assert bridged.tag_of(msg.get("To")) == "tt" and bridged.tag_of(msg.get("From")) == "ft"
+    assert msg.get("Route") == "<sip:198.18.9.12;lr>" and msg.get("CSeq") == "2 BYE"
+    leg.route = ["<sip:198.18.9.12;lr>"]
+    leg.remote_target = "sip:dongdang-0x55ee@198.18.64.98:5060"
+    assert c._next_hop(leg) == ("198.18.9.12", 5060)  # loose routing: via the registrar
+
+
+# ------------------------------------------------------------------ tone detection
+
+
+def _wav(freqs: list[float], seconds: float = 1.0, rate: int = 8000, amp: int = 8000, size_zero: bool = False) -> bytes:
+    n = int(seconds * rate)
+    samples = [int(sum(amp * math.sin(2 * math.pi * f * i / rate) for f in freqs)) for i in range(n)]
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(struct.pack(f"<{n}h", *samples))
+    data = buf.getvalue()
+    if size_zero:  # as a file still being written: RIFF and data sizes not yet filled in
+        data = data[:4] + b"\0\0\0\0" + data[8:40] + b"\0\0\0\0" + data[44:]
+    return data
+
+
+def test_tone_share_finds_the_chair_in_a_mix() -> None:
+    mix = audio.parse_wav(_wav([1000, 440]))
+    assert 0.3 < audio.tone_share(mix, 1000) < 0.7
+    alone = audio.parse_wav(_wav([440]))
+    assert audio.tone_share(alone, 1000) < 0.01
+    assert audio.tone_share(audio.parse_wav(_wav([])), 1000) == 0.0  # silence
+
+
+def test_wav_being_written_is_still_read() -> None:
+    pcm = audio.parse_wav(_wav([1000], seconds=0.5, size_zero=True))
+    assert pcm.rate == 8000 and abs(pcm.seconds - 0.5) < 0.01
+    assert audio.tone_share(pcm.tail(0.25), 1000) > 0.9
+
+
+# ------------------------------------------------------------------ dial-out
+
+
+class ScriptedBridge(Bridge):
+    """An in-memory bridge whose legs settle after a few polls, as scripted per site."""
+
+    name = "scripted"
+
+    def __init__(self, outcomes: dict[str, list[str]]) -> None:
+        self.outcomes = outcomes  # site → result per attempt ("joined" | "failed")
+        self.legs: dict[str, Participant] = {}
+        self.polls: dict[str, int] = {}
+        self.dial_order: list[str] = []
+        self.max_in_flight = 0
+        self.ended = False
+        self.lock = threading.Lock()
+
+    def create_conference(self, name: str, description: str) -> str:
+        return "42"
+
+    def dial(self, conference: str, key: str, user: str, display: str) -> Participant:
+        old = self.legs.get(key)
+        p = Participant(key, display, "dialing", attempts=(old.attempts if old else 0) + 1)
+        self.legs[key], self.polls[key] = p, 0
+        self.dial_order.append(key)
+        self.max_in_flight = max(self.max_in_flight, sum(1 for x in self.legs.values() if x.state == "dialing"))
+        return p
+
+    def participants(self, conference: str) -> list[Participant]:
+        for key, p in self.legs.items():
+            if p.state == "dialing":
+                self.polls[key] += 1
+                if self.polls[key] >= 2:
+                    script = self.outcomes.get(key, ["joined"])
+                    p.state = script[min(p.attempts, len(script)) - 1]
+                    p.reason = "" if p.state == "joined" else "the endpoint refused the call: 486 Busy Here"
+                    p.joined_at = 1_000.0 if p.state == "joined" else None
+                    p.in_room = p.state == "joined"
+        return [dataclasses.replace(p) for p in self.legs.values()]
+
+    def mute(self, conference: str, key: str, muted: bool = True) -> Participant:
+        self.legs[key].muted = muted
+        return self.legs[key]
+
+    def disconnect(self, conference: str, key: str, reason: str = "") -> Participant:
+        self.legs[key].state, self.legs[key].reason = "dropped", reason
+        return self.legs[key]
+
+    def end(self, conference: str) -> None:
+        self.ended = True
+
+    def conferences(self) -> list[dict[str, Any]]:
+        return [] if self.ended else [{"id": "42"}]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> history.Store:
+    return history.open_store(tmp_path / "h.sqlite")
+
+
+def test_dial_out_in_tiers_with_retries_and_a_bound(m: model.Model, store: history.Store,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(meeting, "POLL_S", 0.0)
+    monkeypatch.setattr(meeting, "RETRY_BACKOFF_S", 0.0)
+    bridge = ScriptedBridge({"cao-loc": ["failed", "joined"], "quan-son": ["failed"]})
+    tpl = meeting.template(m, "toan-tinh")
+    mt = meeting.Meeting.start(m, tpl, bridge, store, None, concurrency=1, retries=2)
+    order = [s for s in dict.fromkeys(bridge.dial_order)]
+    assert order == tpl.sites()  # chair, districts, communes — in template order
+    assert bridge.max_in_flight == 1
+    assert mt.rows["cao-loc"].state == "joined" and mt.rows["cao-loc"].attempts == 2
+    assert mt.rows["quan-son"].state == "failed" and mt.rows["quan-son"].attempts == 3  # 1 + 2 retries
+    assert "486" in mt.rows["quan-son"].reason
+    assert {r.state for s, r in mt.rows.items() if s != "quan-son"} == {"joined"}
+    # recorded: the meeting is the active one, and survives a reload
+    again = meeting.Meeting.load(m, bridge, store)
+    assert again.id == mt.id and again.rows["quan-son"].verdict() == "failed"
+    again.end()
+    assert bridge.ended and store.run(mt.id).finished_at is not None  # type: ignore[union-attr]
+    with pytest.raises(meeting.MeetingError, match="no meeting in progress"):
+        meeting.Meeting.load(m, bridge, store)
+
+
+def test_not_ready_sites_are_not_dialled_and_the_report_says_why(m: model.Model, store: history.Store,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from provnet.vc import readiness
+
+    monkeypatch.setattr(meeting, "POLL_S", 0.0)
+
+    class Probes:
+        media_slots = 2
+
+        def _ok(self, ep: readiness.Endpoint) -> readiness.LayerResult:
+            return readiness.LayerResult(True)
+
+        wan = router = endpoint_host = signalling = media = _ok
+
+        def registration(self, ep: readiness.Endpoint) -> readiness.LayerResult:
+            if ep.site == "chi-lang":
+                return readiness.LayerResult(False, "chilang is not registered")
+            return readiness.LayerResult(True)
+
+    bridge = ScriptedBridge({})
+    mt = meeting.Meeting.start(m, meeting.template(m, "toan-tinh"), bridge, store, Probes())
+    assert "chi-lang" not in bridge.dial_order
+    row = mt.rows["chi-lang"]
+    assert (row.state, row.layer) == ("not ready", "registration") and "not registered" in row.reason
+    mt.end()
+    md = meeting_report.as_markdown(meeting.Meeting.load(m, bridge, store, mt.id))
+    never = md.split("## Never joined")[1]
+    assert "`chi-lang`" in never and "registration" in never and "`cao-loc`" not in never
+    csv_text = meeting_report.as_csv(mt)
+    assert csv_text.splitlines()[0].startswith("site,site_name,district,tier,verdict")
+    assert sum(1 for line in csv_text.splitlines()[1:] if ",left," in line) == len(m.sites) - 1
