@@ -41,7 +41,9 @@ def parse_wav(data: bytes) -> Pcm:
         elif chunk == b"data":
             if bits != 16:
                 raise ValueError(f"{bits}-bit samples: only 16-bit PCM is read")
-            end = len(data) if size == 0 or body + size > len(data) else body + size
+            # the last chunk of a file still being written: its size field lags (or is 0), read to the end
+            end = len(data) if size == 0 or body + size >= len(data) - 8 or pos + 8 + size + 8 > len(data) \
+                else body + size
             frame = 2 * channels
             raw = data[body:body + (end - body) // frame * frame]
             every = struct.unpack(f"<{len(raw) // 2}h", raw)
