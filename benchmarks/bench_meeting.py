@@ -1,0 +1,135 @@
+"""Benchmark: a province-wide meeting (`toan-tinh`) on the lab re-addressed Thanh Hóa.
+
+Measures, over BENCH_RUNS meetings (default 3) on BENCH_SITES sites (default 166):
+- time from `provnet vc meeting start toan-tinh` to every reachable endpoint joined
+  (whole command, readiness layers 1–5 included), and the dial phase alone (conference created
+  → every leg settled), with `vc.dial_concurrency` calls in flight (the plain alternative:
+  one call at a time, `--concurrency 1`, measured once on the same lab);
+- the bridge host's CPU (Janus + provnet-bridged, % of one core) and resident memory while
+  every site is in the meeting, over BENCH_HOLD seconds (default 20).
+With BENCH_REUSE=1 the lab must already be up and converged with site.yml; otherwise the
+benchmark brings it up and converges it first. Writes benchmarks/results/meeting-<sites>.json/.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_lab import subset  # noqa: E402
+from machine import describe  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from provnet import model  # noqa: E402
+from provnet.lab import province  # noqa: E402
+
+BIN = Path(sys.executable).parent
+SITES = int(os.environ.get("BENCH_SITES", "166"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+HOLD = float(os.environ.get("BENCH_HOLD", "20"))
+SAMPLE = r"""
+import os, time
+def find(name):
+    for p in os.listdir('/proc'):
+        if p.isdigit():
+            try:
+                cmd = open(f'/proc/{p}/cmdline', 'rb').read().split(b'\0')
+            except OSError:
+                continue
+            if any(name in c for c in cmd[:2]):
+                return p
+pids = [find(b'/usr/bin/janus'), find(b'provnet-bridged')]
+def ticks():
+    t = 0
+    for p in pids:
+        f = open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()
+        t += int(f[11]) + int(f[12])
+    return t
+def rss():
+    kb = 0
+    for p in pids:
+        for line in open(f'/proc/{p}/status'):
+            if line.startswith('VmRSS:'):
+                kb += int(line.split()[1])
+    return kb
+t0, w0 = ticks(), time.monotonic()
+time.sleep(HOLD)
+t1, w1 = ticks(), time.monotonic()
+print(round(100 * (t1 - t0) / os.sysconf('SC_CLK_TCK') / (w1 - w0), 1), round(rss() / 1024, 1))
+"""
+
+
+def run(argv: list[str], timeout: float = 3600) -> tuple[float, int, str]:
+    t = time.perf_counter()
+    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return time.perf_counter() - t, proc.returncode, proc.stdout
+
+
+def meeting(inv: Path, *args: str) -> tuple[float, int, dict[str, Any]]:
+    took, rc, out = run([str(BIN / "provnet"), "vc", "meeting", *args, "-i", str(inv), "--json"])
+    return took, rc, json.loads(out) if out.strip().startswith("{") else {}
+
+
+def one(m: model.Model, inv: Path, extra: list[str], sample: bool) -> dict[str, Any]:
+    took, rc, data = meeting(inv, "start", "toan-tinh", "--readiness-until", "signalling", *extra)
+    if not data:
+        raise SystemExit(f"meeting start failed (exit {rc})")
+    s = data["summary"]
+    dial = (datetime.fromisoformat(s["all_settled_at"]) - datetime.fromisoformat(s["started_at"])).total_seconds()
+    parts = data["participants"]
+    out: dict[str, Any] = {"start_to_all_joined_s": round(took, 1), "dial_phase_s": round(dial, 1),
+                           "joined": sum(p["state"] == "joined" for p in parts), "sites": len(parts),
+                           "not_joined": {p["site"]: p["reason"][:120] for p in parts if p["state"] != "joined"}}
+    if sample:
+        bridge = m.services["bridge"]
+        res = province.ssh_run(m, bridge, "python3 -c " + json.dumps(SAMPLE.replace("HOLD", str(HOLD))),
+                               timeout=HOLD + 30)
+        cpu, mem = res.stdout.split()
+        out["bridge_cpu_pct_of_one_core"], out["bridge_rss_mib"] = float(cpu), float(mem)
+    meeting(inv, "end", "--id", str(data["id"]))
+    return out
+
+
+def main() -> None:
+    if os.geteuid() != 0:
+        sys.exit("needs root")
+    inv = subset(SITES)
+    m = model.load(inv)
+    if os.environ.get("BENCH_REUSE") != "1":
+        province.down(force=True)
+        province.up(m)
+        took, rc, out = run([str(BIN / "ansible-playbook"), "-i", str(inv), "playbooks/site.yml"], timeout=7200)
+        if rc != 0:
+            raise SystemExit(f"site.yml failed: {out[-3000:]}")
+    runs = [one(m, inv, [], sample=True) for _ in range(RUNS)]
+    serial = one(m, inv, ["--concurrency", "1"], sample=False)
+    med = {k: statistics.median(r[k] for r in runs) for k in
+           ("start_to_all_joined_s", "dial_phase_s", "bridge_cpu_pct_of_one_core", "bridge_rss_mib")}
+    results = {"sites": SITES, "runs": runs, "median": med, "one_call_at_a_time": serial,
+               "dial_ratio": round(serial["dial_phase_s"] / med["dial_phase_s"], 1) if med["dial_phase_s"] else None,
+               "dial_concurrency": m.vc.dial_concurrency, "hold_s": HOLD}
+    report = {"benchmark": "meeting", "machine": describe(), "results": results}
+    out_dir = REPO / "benchmarks" / "results"
+    (out_dir / f"meeting-{SITES}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    (out_dir / f"meeting-{SITES}.md").write_text(
+        f"# Meeting benchmark — toan-tinh, {SITES} sites\n\nMachine: {report['machine']}\n\n"
+        f"Median of {RUNS} meetings: `meeting start` (readiness layers 1–5 + dial-out, "
+        f"{m.vc.dial_concurrency} calls in flight) to every reachable site joined "
+        f"**{med['start_to_all_joined_s']} s**, dial phase {med['dial_phase_s']} s; one call at a time: "
+        f"{serial['dial_phase_s']} s (×{results['dial_ratio']}). Bridge host (Janus + provnet-bridged) "
+        f"with everyone in the room: {med['bridge_cpu_pct_of_one_core']} % of one core, "
+        f"{med['bridge_rss_mib']} MiB resident.\n\n```json\n{json.dumps(results, indent=2, ensure_ascii=False)}\n```\n")
+    print(json.dumps(results, indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
