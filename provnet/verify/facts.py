@@ -8,7 +8,7 @@ from typing import Any, Callable
 SECTIONS = {
     "system": "systemctl is-system-running 2>/dev/null",
     "failed": "systemctl list-units --failed --plain --no-legend 2>/dev/null | awk '{print $1}'",
-    "active": "for u in ssh frr nftables kamailio baresip chrony rsyslog snmpd janus systemd-networkd; do "
+    "active": "for u in ssh frr nftables kamailio baresip chrony rsyslog snmpd janus provnet-bridged systemd-networkd; do "
               "printf '%s %s %s\\n' $u $(systemctl is-active $u 2>/dev/null) $(systemctl is-enabled $u 2>/dev/null); done",
     "listen": "ss -lntuH 2>/dev/null",
     "sshd": "sshd -T 2>/dev/null",
