@@ -68,7 +68,8 @@ def device_vars(m: Model, dev: Device) -> dict[str, Any]:
                           "rpc_port": m.sip_rpc_port},
         "provnet_vc": {"chair": m.vc.chair, "bridge_api_port": m.vc.bridge_api_port,
                        "bridge_sip_port": m.vc.bridge_sip_port, "janus_port": m.vc.janus_port,
-                       "secret": m.vc.secret,
+                       "secret": m.vc.secret, "probe_slots": m.vc.probe_slots,
+                       "audio_codecs": list(m.vc.audio_codecs), "video_codecs": list(m.vc.video_codecs),
                        # the lab endpoints' synthetic microphone: the chair's sine differs from the rest
                        "tone_hz": m.vc.chair_tone_hz if dev.site and dev.site == m.vc.chair else m.vc.tone_hz},
         "provnet_admin_user": m.credentials["admin_user"],

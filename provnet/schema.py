@@ -164,6 +164,17 @@ class MeetingDef(Strict):
     sites: list[str]
 
 
+class VcThresholds(Strict):
+    """Readiness media limits: above degraded_* an endpoint is flagged, above max_* it is not ready."""
+
+    degraded_loss_pct: float = Field(default=1.0, ge=0, le=100)
+    max_loss_pct: float = Field(default=20.0, ge=0, le=100)
+    degraded_jitter_ms: float = Field(default=30.0, ge=0)
+    max_jitter_ms: float = Field(default=100.0, ge=0)
+    degraded_rtt_ms: float = Field(default=300.0, ge=0)
+    max_rtt_ms: float = Field(default=800.0, ge=0)
+
+
 class Vc(Strict):
     """Video conferencing: the meeting bridge, its templates and the lab's synthetic microphones."""
 
@@ -178,6 +189,10 @@ class Vc(Strict):
     chair_tone_hz: int = Field(default=1000, ge=10, le=20000)    # lab endpoints: the chair's sine
     tone_hz: int = Field(default=440, ge=10, le=20000)           # lab endpoints: everyone else's
     meetings: dict[str, MeetingDef] = Field(default_factory=dict)
+    probe_slots: int = Field(default=4, ge=1, le=64)             # readiness test calls at once (vc_probe)
+    audio_codecs: list[str] = Field(default_factory=lambda: ["PCMU", "PCMA", "opus/48000/2"])
+    video_codecs: list[str] = Field(default_factory=lambda: ["VP8"])
+    thresholds: VcThresholds = Field(default_factory=VcThresholds)
 
     _s = field_validator("secret", mode="before")(lambda v: _secret(v))
 

@@ -192,13 +192,13 @@ class BridgeShell:
 class LabProbes:
     """Readiness probes over the engine, the registrar's JSON-RPC and the bridge host."""
 
-    def __init__(self, m: Model, ctx: Any = None, *, media_slots: int = MEDIA_SLOTS,
+    def __init__(self, m: Model, ctx: Any = None, *, media_slots: int | None = None,
                  bridge: BridgeShell | None = None, rpc: kamailio.KamailioRpc | None = None) -> None:
         from provnet.engine import device
 
         self.m = m
         self.ctx = ctx or device.Context.build(m)
-        self.media_slots = media_slots
+        self.media_slots = media_slots or m.vc.probe_slots
         self.limits = thresholds(m)
         self.core = next(h for h, d in m.devices.items() if d.role == "core")
         self.registrar_host = m.services["sip_registrar"]
@@ -206,7 +206,10 @@ class LabProbes:
         self.bridge_data = service_address(m, "bridge")
         bdev = m.devices[self.bridge_host]
         users = (m.credentials["admin_user"],) + (() if m.production else ("root",))
-        self.bridge = bridge or BridgeShell(bdev.ansible_host, users, lab_key(), m.production)
+        # one shared SSH connection: a channel per media slot plus room for pings and OPTIONS
+        # (the base role raises the bridge host's MaxSessions to probe_slots + 8)
+        self.bridge = bridge or BridgeShell(bdev.ansible_host, users, lab_key(), m.production,
+                                            channels=max(BRIDGE_CHANNELS, self.media_slots + 4))
         # JSON-RPC is a management interface: the sip_registrar role serves it on the registrar's
         # management address (``provnet_management_address`` = ansible_host), not on the SIP listener
         self.rpc = rpc or kamailio.KamailioRpc(m.devices[self.registrar_host].ansible_host, m.sip_rpc_port,

@@ -185,9 +185,8 @@ def endpoints(m: Model, kind: str, slug: str | None = None) -> list[Endpoint]:
 def thresholds(m: Model | None) -> dict[str, float]:
     """Media thresholds: the defaults, overridden by the model's when it carries any.
 
-    Read from ``m.vc_thresholds`` or ``m.vc["thresholds"]`` (a mapping with the keys of
-    :data:`DEFAULT_THRESHOLDS`) — the model does not define them yet; when the
-    inventory grows a ``vc:`` section, this is the one place that reads it.
+    Read from the inventory's ``vc.thresholds`` (``m.vc.thresholds``; a mapping with the keys
+    of :data:`DEFAULT_THRESHOLDS` is accepted too).
     """
     out = dict(DEFAULT_THRESHOLDS)
     given: Any = getattr(m, "vc_thresholds", None)
