@@ -1,26 +1,41 @@
 """Benchmark: converge, verify and readiness on the lab re-addressed Thanh Hóa (BENCH_SITES sites).
 
-In one run, on one lab:
-1. `ansible-playbook playbooks/site.yml` from factory default with provnet's tuned ansible.cfg,
-   then the idempotent second run; with BENCH_DEFAULTS=1 the same two runs again on a fresh
-   lab with Ansible's defaults (forks 5, no pipelining, no ControlPersist path, implicit facts);
-2. `provnet verify --all` (xdist, one SSH connection per host, facts once per host) against the
-   same checks with testinfra's defaults (no ControlPath: one SSH connection per command; no
-   parallelism);
-3. `provnet vc readiness` layers 1–5 and the full ladder, against one endpoint at a time.
-Writes benchmarks/results/province-<sites>.json and .md. Needs root.
+What it measures, on one lab of the first BENCH_SITES sites of inventory/thanhhoa-lab
+(`bench_lab.subset`), phase by phase (BENCH_PHASES, comma-separated, default all, run in
+this order; each phase's result is merged into the existing JSON, so one phase can be rerun):
+
+- `defaults`, `mitogen`, `tuned`: `ansible-playbook playbooks/site.yml` from factory default
+  (a fresh `lab up`), then the idempotent second run (must report changed=0), with
+  * `defaults`: Ansible's defaults (forks 5, no pipelining, no ControlPersist path,
+    implicit fact gathering, no fact cache) — only the plugin paths set;
+  * `mitogen`: provnet's ansible.cfg plus `strategy = mitogen_linear` (pip `mitogen`);
+  * `tuned`: provnet's ansible.cfg as committed (runs last: the lab stays converged).
+  Each run's wall time, PLAY RECAP totals (ok/changed/failed/unreachable) and exit code.
+- `verify`: `provnet verify --all` (pytest-xdist, default 4 workers) over BENCH_SITES, median
+  of BENCH_RUNS; then on the first BENCH_COMPARE_SITES sites (a subset inventory against the
+  same lab) both `provnet verify` and the plain alternative — `pytest tests/sites` serial with
+  testinfra/Ansible defaults (no ControlPath: one SSH connection per command).
+- `readiness`: `provnet vc readiness --workers 1` (one endpoint at a time), layers 1–5
+  (`--until signalling`) and the full ladder, over BENCH_SITES; and the default 32 workers
+  for comparison; serial runs over BENCH_COMPARE_SITES when BENCH_SERIAL_SCOPE=compare.
+
+Writes benchmarks/results/province-<sites>.json and .md; logs of every command go to
+/tmp/provnet-bench/logs/ (tail them while a phase runs). Needs root; leaves the lab up
+(tear it down with `provnet lab down --force`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_lab import subset  # noqa: E402
@@ -33,11 +48,17 @@ from provnet.lab import province  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SITES = int(os.environ.get("BENCH_SITES", "20"))
+COMPARE_SITES = int(os.environ.get("BENCH_COMPARE_SITES", "5"))
 RUNS = int(os.environ.get("BENCH_RUNS", "1"))
+PHASES = os.environ.get("BENCH_PHASES", "defaults,mitogen,tuned,verify,readiness").split(",")
+LOGS = Path("/tmp/provnet-bench/logs")
+OUT = REPO / "benchmarks" / "results"
 
+# Ansible's defaults: only what is needed to find provnet's plugins and roles.
 DEFAULT_CFG = """[defaults]
 inventory_plugins = {repo}/plugins/inventory
 action_plugins = {repo}/plugins/action
+filter_plugins = {repo}/plugins/filter
 library = {repo}/plugins/modules
 roles_path = {repo}/roles
 host_key_checking = False
@@ -48,71 +69,180 @@ ignore_patterns = ^(province|ids|districts)\\.ya?ml$, ^sites$, ^retired$
 """
 
 
-def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
+def tuned_cfg_text(extra_defaults: str = "") -> str:
+    """provnet's ansible.cfg with absolute plugin paths (so it works from a temporary file), plus extra [defaults]."""
+    text = (REPO / "ansible.cfg").read_text()
+    text = re.sub(r"^((?!enable)\w+_plugins|library|roles_path) = (?!/)(\S+)$", lambda mo: f"{mo[1]} = {REPO / mo[2]}",
+                  text, flags=re.M)
+    return text.replace("[defaults]\n", f"[defaults]\n{extra_defaults}", 1)
+
+
+def write_cfg(name: str, text: str) -> str:
+    path = Path(tempfile.gettempdir()) / f"provnet-bench-{name}.cfg"
+    path.write_text(text)
+    return str(path)
+
+
+def timed(label: str, argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Run argv from the repo, output to LOGS/<label>.log; (seconds, exit code, output)."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / f"{label}.log"
+    print(f"{time.strftime('%H:%M:%S')} {label}: {' '.join(argv[:4])} … (tail -f {log})", flush=True)
     t = time.perf_counter()
-    proc = subprocess.run(argv, cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True)
+    with log.open("w") as fh:
+        rc = subprocess.run(argv, cwd=REPO, env={**os.environ, **(env or {})}, stdout=fh,
+                            stderr=subprocess.STDOUT).returncode
     took = time.perf_counter() - t
-    if proc.returncode not in (0, 1):
-        raise SystemExit(f"{argv[:3]} failed ({proc.returncode}): {proc.stdout[-1500:]} {proc.stderr[-1500:]}")
-    return took, proc.stdout
+    print(f"{time.strftime('%H:%M:%S')} {label}: {took:.1f} s, exit {rc}", flush=True)
+    return took, rc, log.read_text(errors="replace")
 
 
-def recap_changed(stdout: str) -> int:
-    return sum(int(part.split("=")[1]) for line in stdout.splitlines() if "changed=" in line and ":" in line
-               for part in line.split() if part.startswith("changed="))
+def recap(stdout: str) -> dict[str, int]:
+    """Totals of the PLAY RECAP lines (and how many hosts it lists)."""
+    totals = {"hosts": 0, "ok": 0, "changed": 0, "failed": 0, "unreachable": 0}
+    for line in stdout.splitlines():
+        if re.match(r"^\S+\s+: ok=\d+", line):
+            totals["hosts"] += 1
+            for key, value in re.findall(r"(\w+)=(\d+)", line):
+                if key in totals:
+                    totals[key] += int(value)
+    return totals
 
 
-def converge(inv: Path, env: dict[str, str]) -> dict[str, object]:
+def inventory(n: int) -> Path:
+    inv = subset(n)
+    (inv / "provnet.yml").write_text("plugin: provnet\n")  # the inventory plugin's entry file
+    return inv
+
+
+def converge(label: str, inv: Path, cfg: str) -> dict[str, Any]:
+    """Fresh lab (factory default), site.yml twice."""
     province.down(force=True)
-    province.up(model.load(inv))
-    first, out1 = timed([str(BIN / "ansible-playbook"), "-i", str(inv), "playbooks/site.yml"], env)
-    second, out2 = timed([str(BIN / "ansible-playbook"), "-i", str(inv), "playbooks/site.yml"], env)
-    return {"first_s": round(first, 1), "second_s": round(second, 1), "second_changed": recap_changed(out2)}
+    t = time.perf_counter()
+    province.up(model.load(inv), workers=8)
+    up_s = time.perf_counter() - t
+    result: dict[str, Any] = {"lab_up_s": round(up_s, 1)}
+    for run in ("first", "second"):
+        took, rc, out = timed(f"site-{label}-{run}", [str(BIN / "ansible-playbook"), "-i", str(inv),
+                                                    "playbooks/site.yml"], {"ANSIBLE_CONFIG": cfg})
+        result[run] = {"s": round(took, 1), "exit": rc, **recap(out)}
+        if rc != 0:
+            result[run]["error_tail"] = out[-1500:]
+            break
+    return result
+
+
+def med(values: list[float]) -> dict[str, Any]:
+    return {"median_s": round(statistics.median(values), 1), "runs_s": [round(v, 1) for v in values]}
+
+
+def verify_phase(inv: Path, small: Path) -> dict[str, Any]:
+    def provnet_verify(label: str, path: Path, runs: int) -> tuple[list[float], list[int]]:
+        got = [timed(f"{label}-{i}", [str(BIN / "provnet"), "verify", "--all", "-i", str(path), "--json"])
+               for i in range(runs)]
+        return [g[0] for g in got], [g[1] for g in got]
+
+    full_s, full_rc = provnet_verify(f"verify-{SITES}", inv, RUNS)
+    small_s, small_rc = provnet_verify(f"verify-{COMPARE_SITES}", small, RUNS)
+    cfg = write_cfg("defaults", DEFAULT_CFG.format(repo=REPO))
+    plain = [timed(f"verify-plain-{COMPARE_SITES}-{i}",
+                   [sys.executable, "-m", "pytest", "tests/sites", "-p", "provnet.verify.plugin", "-q",
+                    "-p", "no:cacheprovider", "--provnet-inventory", str(small)],
+                   {"ANSIBLE_CONFIG": cfg, "PATH": f"{BIN}:{os.environ['PATH']}"}) for i in range(RUNS)]
+    plain_s = [p[0] for p in plain]
+    passed = re.findall(r"(\d+) (passed|failed|error)", plain[-1][2])
+    return {
+        "provnet_verify_all": {"sites": SITES, **med(full_s), "exit": full_rc},
+        "compare": {"sites": COMPARE_SITES,
+                    "provnet_verify": {**med(small_s), "exit": small_rc},
+                    "plain_pytest_serial_testinfra_defaults": {**med(plain_s), "exit": [p[1] for p in plain],
+                                                               "outcome": {k: int(v) for v, k in passed}},
+                    "ratio": round(statistics.median(plain_s) / statistics.median(small_s), 1)},
+    }
+
+
+def readiness_phase(inv: Path, small: Path) -> dict[str, Any]:
+    serial_inv, serial_sites = (small, COMPARE_SITES) if os.environ.get("BENCH_SERIAL_SCOPE") == "compare" \
+        else (inv, SITES)
+    ready: dict[str, Any] = {"serial_sites": serial_sites}
+    for label, extra in (("layers_1_5", ["--until", "signalling"]), ("full_ladder", [])):
+        entry: dict[str, Any] = {}
+        for workers, path, sites in ((32, inv, SITES), (1, serial_inv, serial_sites)):
+            took, rc, out = timed(f"readiness-{label}-{sites}-w{workers}",
+                                  [str(BIN / "provnet"), "vc", "readiness", "-i", str(path), "--json",
+                                   "--workers", str(workers), *extra])
+            try:
+                doc = json.loads(out[out.index("{"):])
+            except ValueError:
+                doc = {}
+            summary = doc.get("summary", {})
+            entry[f"workers_{workers}"] = {"sites": sites, "s": round(took, 1), "exit": rc,
+                                           "ready": summary.get("ready"), "endpoints": summary.get("endpoints"),
+                                           "summary": summary}
+        if serial_sites == SITES:
+            entry["ratio_serial_over_32"] = round(entry["workers_1"]["s"] / entry["workers_32"]["s"], 1)
+        ready[label] = entry
+    return ready
+
+
+def markdown(report: dict[str, Any]) -> str:
+    r = report["results"]
+    lines = [f"# Province benchmark — {SITES} sites of Thanh Hóa (lab re-addressed)", "",
+             f"Machine: {report['machine']}", "",
+             f"{r.get('sites')} sites, {r.get('devices')} devices (containers), {r.get('endpoints')} endpoints.", ""]
+    notes = report.get("notes", [])
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    lines += ["## Raw results", "", "```json", json.dumps(r, indent=2, ensure_ascii=False), "```", ""]
+    return "\n".join(lines)
 
 
 def main() -> None:
     if os.geteuid() != 0:
         sys.exit("needs root")
-    inv = subset(SITES)
+    inv, small = inventory(SITES), inventory(COMPARE_SITES)
     m = model.load(inv)
-    results: dict[str, object] = {"sites": SITES, "devices": len(m.devices), "endpoints": sum(
-        1 for d in m.devices.values() if d.role == "endpoint")}
-    if os.environ.get("BENCH_DEFAULTS") == "1":
-        with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as cfg:
-            cfg.write(DEFAULT_CFG.format(repo=REPO))
-        results["site_yml_ansible_defaults"] = converge(inv, {"ANSIBLE_CONFIG": cfg.name})
-    results["site_yml_tuned"] = converge(inv, {"ANSIBLE_CONFIG": str(REPO / "ansible.cfg")})
-    tuned = results["site_yml_tuned"]
-    if "site_yml_ansible_defaults" in results:
-        d = results["site_yml_ansible_defaults"]
-        results["site_yml_ratio_first"] = round(d["first_s"] / tuned["first_s"], 2)  # type: ignore[index]
-        results["site_yml_ratio_second"] = round(d["second_s"] / tuned["second_s"], 2)  # type: ignore[index]
+    path = OUT / f"province-{SITES}.json"
+    report: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"benchmark": "province"}
+    report["machine"] = describe()
+    results = report.setdefault("results", {})
+    results.update(sites=SITES, devices=len(m.devices),
+                   endpoints=sum(1 for d in m.devices.values() if d.role == "endpoint"))
 
-    verify_runs = [timed([str(BIN / "provnet"), "verify", "--all", "-i", str(inv), "--json"])[0] for _ in range(RUNS)]
-    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as cfg:
-        cfg.write(DEFAULT_CFG.format(repo=REPO))
-    plain = [timed([sys.executable, "-m", "pytest", "tests/sites", "-p", "provnet.verify.plugin", "-q",
-                    "-p", "no:cacheprovider", "--provnet-inventory", str(inv)],
-                   {"ANSIBLE_CONFIG": cfg.name, "PATH": f"{BIN}:{os.environ['PATH']}"})[0] for _ in range(RUNS)]
-    results["verify"] = {"provnet_verify_s": round(statistics.median(verify_runs), 1),
-                         "testinfra_defaults_serial_s": round(statistics.median(plain), 1),
-                         "ratio": round(statistics.median(plain) / statistics.median(verify_runs), 1)}
+    def save() -> None:
+        OUT.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        (OUT / f"province-{SITES}.md").write_text(markdown(report))
 
-    ready: dict[str, object] = {}
-    for label, extra in (("layers_1_5", ["--until", "signalling"]), ("full_ladder", [])):
-        par, out = timed([str(BIN / "provnet"), "vc", "readiness", "-i", str(inv), "--json", "--workers", "32", *extra])
-        ser, _ = timed([str(BIN / "provnet"), "vc", "readiness", "-i", str(inv), "--json", "--workers", "1", *extra])
-        summary = json.loads(out).get("summary", {}) if out.strip().startswith("{") else {}
-        ready[label] = {"parallel_s": round(par, 1), "one_at_a_time_s": round(ser, 1), "ratio": round(ser / par, 1),
-                        "layer_timings": summary.get("layer_timings")}
-    results["readiness"] = ready
-    province.down(force=True)
-    report = {"benchmark": "province", "machine": describe(), "results": results}
-    out_dir = REPO / "benchmarks" / "results"
-    (out_dir / f"province-{SITES}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / f"province-{SITES}.md").write_text(f"# Province benchmark — {SITES} sites\n\nMachine: {report['machine']}"
-                                                  f"\n\n```json\n{json.dumps(results, indent=2)}\n```\n")
-    print(json.dumps(results, indent=2))
+    if "defaults" in PHASES:
+        results["site_yml_ansible_defaults"] = converge("defaults", inv, write_cfg("defaults", DEFAULT_CFG.format(
+            repo=REPO)))
+        save()
+    if "mitogen" in PHASES:
+        import ansible_mitogen  # noqa: PLC0415 - only this phase needs it
+
+        strategy = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+        results["site_yml_mitogen"] = converge("mitogen", inv, write_cfg("mitogen", tuned_cfg_text(
+            f"strategy_plugins = {strategy}\nstrategy = mitogen_linear\n")))
+        save()
+    if "tuned" in PHASES:
+        results["site_yml_tuned"] = converge("tuned", inv, str(REPO / "ansible.cfg"))
+        save()
+    tuned, default = results.get("site_yml_tuned"), results.get("site_yml_ansible_defaults")
+    if tuned and default and "second" in tuned and "second" in default:
+        results["site_yml_ratio_defaults_over_tuned"] = {
+            run: round(default[run]["s"] / tuned[run]["s"], 2) for run in ("first", "second")}
+    mitogen = results.get("site_yml_mitogen")
+    if tuned and mitogen and "second" in tuned and "second" in mitogen:
+        results["site_yml_ratio_tuned_over_mitogen"] = {
+            run: round(tuned[run]["s"] / mitogen[run]["s"], 2) for run in ("first", "second")}
+    if "verify" in PHASES:
+        results["verify"] = verify_phase(inv, small)
+        save()
+    if "readiness" in PHASES:
+        results["readiness"] = readiness_phase(inv, small)
+    save()
+    print(json.dumps(results, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

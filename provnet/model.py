@@ -235,6 +235,46 @@ def load(root: Path | str, shown_root: str | None = None) -> Model:
     return compile_source(sot.read(root, shown_root))
 
 
+_CACHE: dict[Path, tuple[tuple[tuple[str, int, int], ...], Model]] = {}
+
+
+def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """Every YAML file of the inventory (and of its ``base:``), with mtime and size."""
+    roots = [root]
+    try:
+        for line in (root / sot.PROVINCE_FILE).read_text(encoding="utf-8").splitlines():
+            if line.startswith("base:"):
+                roots.append((root / line.split(":", 1)[1].split("#")[0].strip().strip("'\"")).resolve())
+    except OSError:
+        pass
+    out = []
+    for r in roots:
+        for p in sorted(r.rglob("*.y*ml")):
+            try:
+                st = p.stat()  # follows symlinks (subset inventories link their site files)
+            except OSError:
+                continue
+            out.append((str(p), st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+def load_cached(root: Path | str) -> Model:
+    """:func:`load`, memoised per folder while none of its files changes.
+
+    Ansible's inventory plugin compiles the model in the main process; the workers it forks
+    for each host inherit this cache, so the ``provnet_config`` action does not compile the
+    province once per device.
+    """
+    key = Path(root).resolve()
+    fp = _fingerprint(key)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] == fp:
+        return hit[1]
+    m = load(root)
+    _CACHE[key] = (fp, m)
+    return m
+
+
 def compile_source(src: sot.Source) -> Model:
     """Allocate addresses and build the device graph; raise on what cannot fit."""
     try:

@@ -34,7 +34,7 @@ class ActionModule(ActionBase):
         host = task_vars.get("inventory_hostname")
         inv = task_vars.get("inventory_dir")
         try:
-            m = model.load(inv)
+            m = model.load_cached(inv)
             ctx = device.Context.build(m, args.get("ticket", ""))
             res = device.converge(ctx, host, commit=not self._play_context.check_mode,
                                   revert_in=args.get("revert_in", 60),

@@ -51,7 +51,7 @@ class InventoryModule(BaseInventoryPlugin):
 
         root = os.path.dirname(path)
         try:
-            m = model.load(root)
+            m = model.load_cached(root)
         except InventoryError as exc:
             raise AnsibleParserError(f"provnet: invalid inventory {root}:\n{exc}") from None
         from provnet.drivers.ssh import lab_key as _lab_key
