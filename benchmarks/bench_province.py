@@ -13,7 +13,7 @@ this order; each phase's result is merged into the existing JSON, so one phase c
   Each run's wall time, PLAY RECAP totals (ok/changed/failed/unreachable) and exit code.
 - `verify`: `provnet verify --all` (pytest-xdist, default 4 workers) over BENCH_SITES, median
   of BENCH_RUNS; then on the first BENCH_COMPARE_SITES sites (a subset inventory against the
-  same lab) both `provnet verify` and the plain alternative — `pytest tests/sites` serial with
+  same lab) both `provnet verify` and (BENCH_PLAIN_RUNS times) the plain alternative — `pytest tests/sites` serial with
   testinfra/Ansible defaults (no ControlPath: one SSH connection per command).
 - `readiness`: `provnet vc readiness --workers 1` (one endpoint at a time), layers 1–5
   (`--until signalling`) and the full ladder, over BENCH_SITES; and the default 32 workers
@@ -49,7 +49,8 @@ from provnet.lab import province  # noqa: E402
 BIN = Path(sys.executable).parent
 SITES = int(os.environ.get("BENCH_SITES", "20"))
 COMPARE_SITES = int(os.environ.get("BENCH_COMPARE_SITES", "5"))
-RUNS = int(os.environ.get("BENCH_RUNS", "1"))
+RUNS = int(os.environ.get("BENCH_RUNS", "1"))  # repeats of provnet verify (the fast ones)
+PLAIN_RUNS = int(os.environ.get("BENCH_PLAIN_RUNS", "1"))  # repeats of the plain serial pytest
 PHASES = os.environ.get("BENCH_PHASES", "defaults,mitogen,tuned,verify,readiness").split(",")
 LOGS = Path("/tmp/provnet-bench/logs")
 OUT = REPO / "benchmarks" / "results"
@@ -148,7 +149,7 @@ def verify_phase(inv: Path, small: Path) -> dict[str, Any]:
     plain = [timed(f"verify-plain-{COMPARE_SITES}-{i}",
                    [sys.executable, "-m", "pytest", "tests/sites", "-p", "provnet.verify.plugin", "-q",
                     "-p", "no:cacheprovider", "--provnet-inventory", str(small)],
-                   {"ANSIBLE_CONFIG": cfg, "PATH": f"{BIN}:{os.environ['PATH']}"}) for i in range(RUNS)]
+                   {"ANSIBLE_CONFIG": cfg, "PATH": f"{BIN}:{os.environ['PATH']}"}) for i in range(PLAIN_RUNS)]
     plain_s = [p[0] for p in plain]
     passed = re.findall(r"(\d+) (passed|failed|error)", plain[-1][2])
     return {
@@ -185,11 +186,68 @@ def readiness_phase(inv: Path, small: Path) -> dict[str, Any]:
     return ready
 
 
+def _run(r: dict[str, Any], key: str) -> str:
+    c = r.get(key)
+    if not c:
+        return "not measured"
+    parts = []
+    for run in ("first", "second"):
+        if run in c:
+            x = c[run]
+            parts.append(f"{run} run {x['s']} s (exit {x['exit']}, {x['hosts']} hosts, changed={x['changed']}, "
+                         f"failed={x['failed']}, unreachable={x['unreachable']})")
+    return "; ".join(parts)
+
+
+def prose(r: dict[str, Any]) -> list[str]:
+    """One short paragraph per figure, from the numbers."""
+    out = [f"**site.yml, provnet's ansible.cfg** (forks 50, pipelining, ControlPersist, explicit facts), "
+           f"from factory default then again: {_run(r, 'site_yml_tuned')}.",
+           f"**site.yml, Ansible's defaults** (forks 5, no pipelining, no ControlPersist path, implicit fact "
+           f"gathering): {_run(r, 'site_yml_ansible_defaults')}."]
+    ratio = r.get("site_yml_ratio_defaults_over_tuned")
+    if ratio:
+        out.append(f"Defaults ÷ tuned: **{ratio['first']}×** on the first run, **{ratio['second']}×** on the "
+                   "idempotent second run (same lab size, same benchmark run, fresh lab for each).")
+    out.append(f"**site.yml under Mitogen** (`strategy = mitogen_linear`, otherwise provnet's ansible.cfg): "
+               f"{_run(r, 'site_yml_mitogen')}.")
+    ratio = r.get("site_yml_ratio_tuned_over_mitogen")
+    if ratio:
+        out.append(f"Tuned ÷ Mitogen: {ratio['first']}× first run, {ratio['second']}× second run.")
+    v = r.get("verify")
+    if v:
+        full, cmp_ = v["provnet_verify_all"], v["compare"]
+        plain = cmp_["plain_pytest_serial_testinfra_defaults"]
+        out.append(f"**provnet verify --all** (pytest-xdist, 4 workers, one SSH connection per host) over "
+                   f"{full['sites']} sites: median {full['median_s']} s (runs {full['runs_s']}, exit {full['exit']}). "
+                   f"On the first {cmp_['sites']} sites (a subset inventory against the same lab), provnet verify "
+                   f"took {cmp_['provnet_verify']['median_s']} s and the plain alternative — `pytest tests/sites`, "
+                   f"serial, testinfra/Ansible defaults, one SSH connection per command — "
+                   f"{plain['median_s']} s (outcome {plain.get('outcome')}): **{cmp_['ratio']}×**.")
+    rd = r.get("readiness")
+    if rd:
+        for label, name in (("layers_1_5", "layers 1–5 (`--until signalling`)"), ("full_ladder", "full ladder")):
+            e = rd.get(label)
+            if not e:
+                continue
+            w32, w1 = e["workers_32"], e["workers_1"]
+            text = (f"**provnet vc readiness, {name}**: one endpoint at a time (`--workers 1`) over {w1['sites']} "
+                    f"sites {w1['s']} s (exit {w1['exit']}, ready {w1['ready']}); default 32 workers over "
+                    f"{w32['sites']} sites {w32['s']} s (exit {w32['exit']}, ready {w32['ready']})")
+            if "ratio_serial_over_32" in e:
+                text += f": serial ÷ parallel **{e['ratio_serial_over_32']}×**"
+            out.append(text + ".")
+    return out
+
+
 def markdown(report: dict[str, Any]) -> str:
     r = report["results"]
     lines = [f"# Province benchmark — {SITES} sites of Thanh Hóa (lab re-addressed)", "",
              f"Machine: {report['machine']}", "",
-             f"{r.get('sites')} sites, {r.get('devices')} devices (containers), {r.get('endpoints')} endpoints.", ""]
+             f"{r.get('sites')} sites, {r.get('devices')} devices (containers), {r.get('endpoints')} endpoints.", "",
+             "## What the figures say", ""]
+    for para in prose(r):
+        lines += [para, ""]
     notes = report.get("notes", [])
     if notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
@@ -205,6 +263,8 @@ def main() -> None:
     path = OUT / f"province-{SITES}.json"
     report: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {"benchmark": "province"}
     report["machine"] = describe()
+    if os.environ.get("BENCH_COMMIT"):  # a snapshot (git archive) of that commit, run outside the work tree
+        report["machine"]["commit"] = os.environ["BENCH_COMMIT"]
     results = report.setdefault("results", {})
     results.update(sites=SITES, devices=len(m.devices),
                    endpoints=sum(1 for d in m.devices.values() if d.role == "endpoint"))
