@@ -104,19 +104,32 @@ def main() -> None:
         sys.exit("needs root")
     inv = subset(SITES)
     m = model.load(inv)
+    extra: dict[str, Any] = {}
     if os.environ.get("BENCH_REUSE") != "1":
         province.down(force=True)
+        t = time.perf_counter()
         province.up(m)
+        extra["lab_up_s"] = round(time.perf_counter() - t, 1)
         took, rc, out = run([str(BIN / "ansible-playbook"), "-i", str(inv), "playbooks/site.yml"], timeout=7200)
+        recap = [ln for ln in out.splitlines() if " : ok=" in ln]
+        extra["site_yml_first_s"] = round(took, 1)
+        extra["site_yml_first_failed_hosts"] = [ln.split()[0] for ln in recap if "failed=0" not in ln
+                                                or "unreachable=0" not in ln]
+        extra["site_yml_hosts"] = len(recap)
         if rc != 0:
-            raise SystemExit(f"site.yml failed: {out[-3000:]}")
+            (REPO / "benchmarks" / "results" / f"meeting-{SITES}-site-yml.log").write_text(out[-20000:])
+    # the province as the engineer on duty sees it before the meeting: readiness layers 1–5, then verify
+    took, rc, out = run([str(BIN / "provnet"), "vc", "readiness", "-i", str(inv), "--until", "signalling", "--json"])
+    extra["readiness_layers_1_5_s"] = round(took, 1)
+    if out.strip().startswith("{"):
+        extra["readiness_counts"] = json.loads(out).get("summary", {}).get("counts")
     runs = [one(m, inv, [], sample=True) for _ in range(RUNS)]
     serial = one(m, inv, ["--concurrency", "1"], sample=False)
     med = {k: statistics.median(r[k] for r in runs) for k in
            ("start_to_all_joined_s", "dial_phase_s", "bridge_cpu_pct_of_one_core", "bridge_rss_mib")}
     results = {"sites": SITES, "runs": runs, "median": med, "one_call_at_a_time": serial,
                "dial_ratio": round(serial["dial_phase_s"] / med["dial_phase_s"], 1) if med["dial_phase_s"] else None,
-               "dial_concurrency": m.vc.dial_concurrency, "hold_s": HOLD}
+               "dial_concurrency": m.vc.dial_concurrency, "hold_s": HOLD, **extra}
     report = {"benchmark": "meeting", "machine": describe(), "results": results}
     out_dir = REPO / "benchmarks" / "results"
     (out_dir / f"meeting-{SITES}.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
