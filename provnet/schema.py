@@ -186,6 +186,8 @@ class Vc(Strict):
     dial_concurrency: int = Field(default=16, ge=1, le=256)      # calls in flight while dialling
     dial_retries: int = Field(default=2, ge=0, le=10)            # redials of a failed leg
     join_timeout_s: int = Field(default=40, ge=5, le=600)        # dial → joined, per attempt
+    # tiers whose microphones join muted (the chair speaks; the operator unmutes who takes the floor)
+    join_muted: list[Literal["chair", "district", "commune"]] = Field(default_factory=lambda: ["commune"])
     chair_tone_hz: int = Field(default=1000, ge=10, le=20000)    # lab endpoints: the chair's sine
     tone_hz: int = Field(default=440, ge=10, le=20000)           # lab endpoints: everyone else's
     meetings: dict[str, MeetingDef] = Field(default_factory=dict)

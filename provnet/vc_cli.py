@@ -322,12 +322,12 @@ def meeting_report_cmd(
 def meeting_list(inventory: Optional[Path] = InventoryOpt, as_json: bool = JsonOpt) -> None:
     """Meetings kept in the history store, newest first."""
     from provnet import history
-    from provnet.vc.meeting import KIND
+    from provnet.vc.meeting import KIND, inventory_key
 
     m = load_model(inventory)
     with history.open_store() as store:
         rows = store.conn.execute("SELECT id FROM runs WHERE kind = ? AND inventory = ? ORDER BY id DESC LIMIT 50",
-                                  (KIND, str(m.root))).fetchall()
+                                  (KIND, inventory_key(m))).fetchall()
         runs = [store.run(int(r[0])) for r in rows]
     data = [{"id": r.id, "template": r.summary.get("template"), "title": r.summary.get("title"),
              "state": r.summary.get("state"), "started": r.started_local, "counts": r.summary.get("counts")}

@@ -67,8 +67,8 @@ class Bridge(ABC):
         """A new, empty conference; its id."""
 
     @abstractmethod
-    def dial(self, conference: str, key: str, user: str, display: str) -> Participant:
-        """Dial a participant out (asynchronous: the state moves from dialing to joined or failed)."""
+    def dial(self, conference: str, key: str, user: str, display: str, muted: bool = False) -> Participant:
+        """Dial a participant out (asynchronous: dialing → joined or failed); ``muted``: joins muted."""
 
     @abstractmethod
     def participants(self, conference: str) -> list[Participant]:
@@ -132,9 +132,9 @@ class JanusBridge(Bridge):
     def create_conference(self, name: str, description: str) -> str:
         return str(self._call("POST", "/conferences", {"name": name, "description": description})["id"])
 
-    def dial(self, conference: str, key: str, user: str, display: str) -> Participant:
+    def dial(self, conference: str, key: str, user: str, display: str, muted: bool = False) -> Participant:
         return Participant.from_dict(self._call("POST", f"/conferences/{conference}/participants",
-                                                {"key": key, "user": user, "display": display}))
+                                                {"key": key, "user": user, "display": display, "muted": muted}))
 
     def participants(self, conference: str) -> list[Participant]:
         return [Participant.from_dict(p) for p in self._call("GET", f"/conferences/{conference}/participants")]

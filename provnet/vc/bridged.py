@@ -15,7 +15,7 @@ address, every request carrying the ``X-Provnet-Token`` header::
     POST   /conferences {name, description}      → {id}
     DELETE /conferences/<id>                     → hangs up every leg, destroys the room
     GET    /conferences/<id>/participants        → [participant]
-    POST   /conferences/<id>/participants {key, user, display[, proxy]}   → dials (202)
+    POST   /conferences/<id>/participants {key, user, display[, proxy, muted]}   → dials (202)
            user: an account of the domain (through the registrar, or ``proxy`` HOST:PORT),
            or user@host[:port] dialled directly
     POST   /conferences/<id>/participants/<key>/mute | /unmute
@@ -422,13 +422,13 @@ class Controller:
 
     # -- legs
 
-    def dial(self, room: int, key: str, user: str, display: str, proxy: str = "") -> Leg:
+    def dial(self, room: int, key: str, user: str, display: str, proxy: str = "", muted: bool = False) -> Leg:
         conf = self.conference(room)
         with self.lock:
             old: Leg | None = conf["legs"].get(key)
             if old is not None and old.state in ("dialing", "ringing", "joined"):
                 return old
-            leg = Leg(key=key, user=user, display=display, room=room,
+            leg = Leg(key=key, user=user, display=display, room=room, muted=muted,
                       attempts=(old.attempts if old else 0) + 1)
             if proxy:
                 host, _, port = proxy.partition(":")
@@ -542,7 +542,8 @@ class Controller:
             if codec == "opus":
                 rtp["payload_type"] = offer.codecs[codec]
             joined = self.janus.request_async({"request": "join", "room": leg.room, "display": leg.display,
-                                               "codec": JANUS_CODEC[codec], "rtp": rtp}, leg.handle)
+                                               "codec": JANUS_CODEC[codec], "rtp": rtp, "muted": leg.muted},
+                                              leg.handle)
             leg.participant = int(joined["id"])
             mine = joined.get("rtp", {})
             ip, port = mine.get("ip") or self.media_ip, int(mine["port"])
@@ -697,7 +698,7 @@ class Api(BaseHTTPRequestHandler):
                 self._answer(200, c.participants(int(parts[1])))
             elif len(parts) == 3 and parts[2] == "participants" and method == "POST":
                 leg = c.dial(int(parts[1]), str(body["key"]), str(body["user"]), str(body.get("display", "")),
-                             str(body.get("proxy", "")))
+                             str(body.get("proxy", "")), bool(body.get("muted", False)))
                 self._answer(202, leg.public())
             elif len(parts) == 5 and parts[4] in ("mute", "unmute") and method == "POST":
                 c.mute(int(parts[1]), parts[3], parts[4] == "mute")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -64,6 +65,11 @@ def templates(m: Model) -> dict[str, Template]:
     for name, adhoc in m.vc.meetings.items():
         out[name] = build(name, adhoc.title, adhoc.chair, list(adhoc.sites))
     return out
+
+
+def inventory_key(m: Model) -> str:
+    """How meetings name their inventory in the history: its absolute folder, however it was given."""
+    return str(Path(m.root).resolve())
 
 
 def template(m: Model, name: str) -> Template:
@@ -147,7 +153,7 @@ class Meeting:
                              "" if ep_host else "the site has no video-conference endpoint in the inventory")
             if ep_host:
                 eps.append(readiness.endpoint_of(m, ep_host))
-        run_id = store.start_run(KIND, tpl.name, str(m.root))
+        run_id = store.start_run(KIND, tpl.name, inventory_key(m))
         summary: dict[str, Any] = {"template": tpl.name, "title": tpl.title, "chair": tpl.chair, "state": "readiness",
                                    "bridge": bridge.name, "conference": None,
                                    "at": at.isoformat() if at else None}
@@ -222,7 +228,8 @@ class Meeting:
                     if ep is None or ep.sip is None:
                         continue
                     try:
-                        p = self.bridge.dial(self.conference, r.site, ep.sip.user, f"{r.site_name} ({r.site})")
+                        p = self.bridge.dial(self.conference, r.site, ep.sip.user, f"{r.site_name} ({r.site})",
+                                             muted=r.tier in self.m.vc.join_muted)
                         self._apply(r, p)
                     except BridgeError as exc:
                         r.state, r.reason = "failed", str(exc)
@@ -298,7 +305,8 @@ class Meeting:
             raise MeetingError(f"{site} has no endpoint to dial")
         ep = self.m.devices[r.endpoint]
         assert ep.sip is not None
-        self._apply(r, self.bridge.dial(self.conference, site, ep.sip.user, f"{r.site_name} ({site})"))
+        self._apply(r, self.bridge.dial(self.conference, site, ep.sip.user, f"{r.site_name} ({site})",
+                                        muted=r.tier in self.m.vc.join_muted))
         deadline = time.time() + (join_timeout or self.m.vc.join_timeout_s)
         while r.state in IN_FLIGHT and time.time() < deadline:
             time.sleep(POLL_S)
@@ -327,7 +335,7 @@ class Meeting:
     def load(cls, m: Model, bridge: Bridge, store: history.Store, run_id: int | None = None) -> "Meeting":
         """A recorded meeting: the given id, or the newest one still running for this inventory."""
         if run_id is None:
-            active = store.unfinished_runs(KIND, str(m.root))
+            active = store.unfinished_runs(KIND, inventory_key(m))
             if not active:
                 raise MeetingError(f"no meeting in progress for {m.root} — start one with "
                                    "`provnet vc meeting start toan-tinh`")

@@ -92,19 +92,27 @@ def test_toan_tinh_meeting(lab: model.Model) -> None:
         assert len(listed) == len(lab.sites)
         assert {p["display"].rsplit("(", 1)[1].rstrip(")") for p in listed} == set(lab.sites)
 
-        # the mix is real: the chair's 1 kHz reaches a commune, and goes when the chair is muted
+        # the mix is real. Districts and communes join muted (vc.join_muted): a commune hears the
+        # chair's 1 kHz alone; muting the chair leaves silence; a district given the floor is heard
+        # at its own 440 Hz; both together once the chair speaks again.
+        chair, district = lab.vc.chair or "", "huyen-chi-lang"
+        assert sites[chair]["muted"] is False and sites[district]["muted"] is True
         time.sleep(3)
         pcm = received(lab)
-        assert audio.tone_share(pcm, lab.vc.chair_tone_hz) > 0.2, audio.rms(pcm)
-        rc, muted = meeting("mute", lab.vc.chair or "")
+        assert audio.tone_share(pcm, lab.vc.chair_tone_hz) > 0.5, (audio.rms(pcm), audio.tone_share(pcm, 440))
+        rc, muted = meeting("mute", chair)
         assert rc == 0 and muted["muted"] is True
         time.sleep(3)
         pcm = received(lab)
-        assert audio.tone_share(pcm, lab.vc.chair_tone_hz) < 0.02
-        assert audio.tone_share(pcm, lab.vc.tone_hz) > 0.2  # the others are still mixed: not mere silence
-        meeting("unmute", lab.vc.chair or "")
+        assert audio.tone_share(pcm, lab.vc.chair_tone_hz) < 0.02 and audio.rms(pcm) < 300, audio.rms(pcm)
+        meeting("unmute", district)
         time.sleep(3)
-        assert audio.tone_share(received(lab), lab.vc.chair_tone_hz) > 0.2
+        pcm = received(lab)
+        assert audio.tone_share(pcm, lab.vc.tone_hz) > 0.3 and audio.tone_share(pcm, lab.vc.chair_tone_hz) < 0.02
+        meeting("unmute", chair)
+        time.sleep(3)
+        pcm = received(lab)
+        assert audio.tone_share(pcm, lab.vc.chair_tone_hz) > 0.2 and audio.tone_share(pcm, lab.vc.tone_hz) > 0.1
 
         # drop and redial
         rc, dropped = meeting("drop", "cao-loc")

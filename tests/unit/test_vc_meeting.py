@@ -199,9 +199,9 @@ class ScriptedBridge(Bridge):
     def create_conference(self, name: str, description: str) -> str:
         return "42"
 
-    def dial(self, conference: str, key: str, user: str, display: str) -> Participant:
+    def dial(self, conference: str, key: str, user: str, display: str, muted: bool = False) -> Participant:
         old = self.legs.get(key)
-        p = Participant(key, display, "dialing", attempts=(old.attempts if old else 0) + 1)
+        p = Participant(key, display, "dialing", attempts=(old.attempts if old else 0) + 1, muted=muted)
         self.legs[key], self.polls[key] = p, 0
         self.dial_order.append(key)
         self.max_in_flight = max(self.max_in_flight, sum(1 for x in self.legs.values() if x.state == "dialing"))
@@ -253,6 +253,8 @@ def test_dial_out_in_tiers_with_retries_and_a_bound(m: model.Model, store: histo
     assert mt.rows["quan-son"].state == "failed" and mt.rows["quan-son"].attempts == 3  # 1 + 2 retries
     assert "486" in mt.rows["quan-son"].reason
     assert {r.state for s, r in mt.rows.items() if s != "quan-son"} == {"joined"}
+    # vc.join_muted: in the lab only the chair's microphone is open on join
+    assert {s: p.muted for s, p in bridge.legs.items()} == {s: t != "chair" for s, t in tpl.members}
     # recorded: the meeting is the active one, and survives a reload
     again = meeting.Meeting.load(m, bridge, store)
     assert again.id == mt.id and again.rows["quan-son"].verdict() == "failed"
