@@ -238,7 +238,7 @@ def _operate(action: str, site: str, inventory: Optional[Path], meeting_id: Opti
     if as_json:
         from provnet.vc import meeting_report
 
-        emit_json(meeting_report.record(mt, row))
+        emit_json(meeting_report.record(row))
     else:
         out.print(f"{row.site_name} ({row.site}): {row.state}{' (muted)' if row.muted else ''}"
                   f"{' — ' + row.reason if row.reason else ''}", markup=False)
@@ -247,32 +247,21 @@ def _operate(action: str, site: str, inventory: Optional[Path], meeting_id: Opti
 SiteArg = typer.Argument(..., help="Site slug (ASCII), as in the roll-call.")
 
 
-@meeting_app.command("mute")
-def meeting_mute(site: str = SiteArg, inventory: Optional[Path] = InventoryOpt,
-                 meeting_id: Optional[int] = MeetingIdOpt, as_json: bool = JsonOpt) -> None:
-    """Mute a site's audio in the mix (it still hears the meeting)."""
-    _operate("mute", site, inventory, meeting_id, as_json)
+def _site_command(action: str, doc: str) -> None:
+    """Register `provnet vc meeting ACTION SITE` (mute, unmute, drop, redial share everything else)."""
+
+    def command(site: str = SiteArg, inventory: Optional[Path] = InventoryOpt,
+                meeting_id: Optional[int] = MeetingIdOpt, as_json: bool = JsonOpt) -> None:
+        _operate(action, site, inventory, meeting_id, as_json)
+
+    command.__doc__ = doc
+    meeting_app.command(action)(command)
 
 
-@meeting_app.command("unmute")
-def meeting_unmute(site: str = SiteArg, inventory: Optional[Path] = InventoryOpt,
-                   meeting_id: Optional[int] = MeetingIdOpt, as_json: bool = JsonOpt) -> None:
-    """Unmute a site's audio."""
-    _operate("unmute", site, inventory, meeting_id, as_json)
-
-
-@meeting_app.command("drop")
-def meeting_drop(site: str = SiteArg, inventory: Optional[Path] = InventoryOpt,
-                 meeting_id: Optional[int] = MeetingIdOpt, as_json: bool = JsonOpt) -> None:
-    """Hang up one site (BYE); `redial` brings it back."""
-    _operate("drop", site, inventory, meeting_id, as_json)
-
-
-@meeting_app.command("redial")
-def meeting_redial(site: str = SiteArg, inventory: Optional[Path] = InventoryOpt,
-                   meeting_id: Optional[int] = MeetingIdOpt, as_json: bool = JsonOpt) -> None:
-    """Dial one site again and wait until it joins or fails."""
-    _operate("redial", site, inventory, meeting_id, as_json)
+_site_command("mute", "Mute a site's audio in the mix (it still hears the meeting).")
+_site_command("unmute", "Unmute a site's audio.")
+_site_command("drop", "Hang up one site (BYE); `redial` brings it back.")
+_site_command("redial", "Dial one site again and wait until it joins or fails.")
 
 
 @meeting_app.command("end")
@@ -300,9 +289,7 @@ def meeting_report_cmd(
     from provnet.vc.bridge import lab_bridge
 
     m = load_model(inventory)
-    renderers = {"md": meeting_report.as_markdown, "html": meeting_report.as_html, "csv": meeting_report.as_csv,
-                 "json": lambda mt: __import__("json").dumps(meeting_report.as_json(mt), indent=2,
-                                                             ensure_ascii=False, default=str) + "\n"}
+    renderers = meeting_report.RENDERERS
     if fmt not in renderers:
         fail(f"--format {fmt}: expected one of {', '.join(renderers)}")
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ansible.errors import AnsibleActionFail
@@ -60,15 +59,13 @@ class ActionModule(ActionBase):
                     elif action == "end":
                         mt.end()
                 out: dict[str, Any] = {"changed": changed, "meeting_id": mt.id, "summary": mt.summary,
-                                       "roll_call": [meeting_report.record(mt, r) for r in mt.rows.values()]}
+                                       "roll_call": [meeting_report.record(r) for r in mt.rows.values()]}
                 if action == "report":
                     fmt = args.get("format", "md")
-                    render = {"md": meeting_report.as_markdown, "csv": meeting_report.as_csv,
-                              "html": meeting_report.as_html,
-                              "json": lambda x: json.dumps(meeting_report.as_json(x), ensure_ascii=False, default=str)}
-                    if fmt not in render:
-                        raise AnsibleActionFail(f"provnet_meeting: format must be one of {', '.join(render)}")
-                    out["report"] = render[fmt](mt)
+                    if fmt not in meeting_report.RENDERERS:
+                        raise AnsibleActionFail(f"provnet_meeting: format must be one of "
+                                                f"{', '.join(meeting_report.RENDERERS)}")
+                    out["report"] = meeting_report.RENDERERS[fmt](mt)
         except ProvnetError as exc:
             return {**result, "failed": True, "msg": f"provnet: {exc}"}
         return {**result, **out}

@@ -70,16 +70,6 @@ def goertzel_power(samples: list[int], rate: int, freq: float) -> float:
     return power / (n * n)
 
 
-def tone_ratio(pcm: Pcm, freq: float, *, band: tuple[float, float] = (200.0, 3400.0), step: float = 50.0) -> float:
-    """How far ``freq`` stands above the median of the voice band (power ratio; ≫ 1 means present)."""
-    probes = [band[0] + i * step for i in range(int((band[1] - band[0]) / step) + 1)]
-    probes = [f for f in probes if abs(f - freq) > 2 * step]
-    powers = sorted(goertzel_power(pcm.samples, pcm.rate, f) for f in probes)
-    floor = powers[len(powers) // 2] if powers else 0.0
-    peak = goertzel_power(pcm.samples, pcm.rate, freq)
-    return peak / floor if floor > 0 else (math.inf if peak > 0 else 0.0)
-
-
 def tone_share(pcm: Pcm, freq: float) -> float:
     """The share of the recording's power at ``freq``: ≈ 1 for a pure tone, ≈ 0 without it."""
     total = rms(pcm) ** 2

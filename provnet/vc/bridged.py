@@ -634,8 +634,10 @@ class Controller:
             if method == "INVITE" and leg is not None and leg.to_tag:
                 self._reply(msg, addr, 488, "Not Acceptable Here")  # no re-negotiation on the lab bridge
                 continue
-            self._reply(msg, addr, 481 if leg is None and msg.get("To") and tag_of(msg.get("To")) else 405,
-                        "Call/Transaction Does Not Exist" if leg is None else "Method Not Allowed")
+            if leg is None and tag_of(msg.get("To")):
+                self._reply(msg, addr, 481, "Call/Transaction Does Not Exist")
+            else:
+                self._reply(msg, addr, 405, "Method Not Allowed")
 
     def _reply(self, req: SipMessage, addr: tuple[str, int], status: int, reason: str) -> None:
         to = req.get("To")
@@ -751,7 +753,6 @@ def main(argv: list[str] | None = None) -> None:
     Api.controller, Api.token = controller, secret
     server = ThreadingHTTPServer((api_host, int(api_port)), Api)
     server.daemon_threads = True
-    os.environ.pop("PROVNET_BRIDGE_SECRET", None)
     server.serve_forever()
 
 

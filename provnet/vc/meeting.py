@@ -117,10 +117,14 @@ class Row:
     def verdict(self) -> str:
         return {"waiting": "never dialled", "dialing": "failed", "ringing": "failed"}.get(self.state, self.state)
 
+    def duration(self) -> float | None:
+        """Seconds in the meeting (until now while still in it)."""
+        if not self.joined_at:
+            return None
+        return round((self.left_at or time.time()) - self.joined_at, 1)
+
     def as_figures(self) -> dict[str, Any]:
-        dur = None
-        if self.joined_at:
-            dur = round((self.left_at or time.time()) - self.joined_at, 1)
+        dur = self.duration()
         return {"site_name": self.site_name, "district": self.district, "tier": self.tier, "endpoint": self.endpoint,
                 "state": self.state, "attempts": self.attempts, "dialed_at": self.dialed_at,
                 "joined_at": self.joined_at, "left_at": self.left_at, "duration_s": dur, "muted": self.muted,

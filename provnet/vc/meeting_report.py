@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 from datetime import datetime
 from typing import Any
 
@@ -25,16 +26,10 @@ def _clock(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, history.LOCAL_TZ).strftime("%H:%M:%S")
 
 
-def _duration(r: Row) -> float | None:
-    if not r.joined_at:
-        return None
-    return round((r.left_at or datetime.now().timestamp()) - r.joined_at, 1)
-
-
-def record(mt: Meeting, r: Row) -> dict[str, Any]:
+def record(r: Row) -> dict[str, Any]:
     return {"site": r.site, "site_name": r.site_name, "district": r.district, "tier": r.tier,
             "endpoint": r.endpoint, "verdict": r.verdict(), "state": r.state,
-            "joined_at": _clock(r.joined_at), "left_at": _clock(r.left_at), "duration_s": _duration(r),
+            "joined_at": _clock(r.joined_at), "left_at": _clock(r.left_at), "duration_s": r.duration(),
             "attempts": r.attempts, "muted": r.muted, "receiving": r.media.get("receiving"),
             "codec": r.media.get("codec", ""), "layer": r.layer, "reason": r.reason, "media": r.media,
             "readiness": r.readiness}
@@ -68,7 +63,7 @@ def summary_line(mt: Meeting) -> str:
 
 
 def as_json(mt: Meeting) -> dict[str, Any]:
-    return {"id": mt.id, "summary": mt.summary, "participants": [record(mt, r) for r in mt.rows.values()]}
+    return {"id": mt.id, "summary": mt.summary, "participants": [record(r) for r in mt.rows.values()]}
 
 
 def as_csv(mt: Meeting) -> str:
@@ -76,7 +71,7 @@ def as_csv(mt: Meeting) -> str:
     w = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore")
     w.writeheader()
     for r in mt.rows.values():
-        w.writerow(record(mt, r))
+        w.writerow(record(r))
     return buf.getvalue()
 
 
@@ -94,7 +89,7 @@ def as_markdown(mt: Meeting) -> str:
              "| Điểm cầu | slug | tier | verdict | joined | left | minutes | tries | audio | reason |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in mt.rows.values():
-        d = _duration(r)
+        d = r.duration()
         audio = "receiving" if r.media.get("receiving") else ""
         lines.append(f"| {r.site_name} | {r.site} | {r.tier} | {r.verdict()} | {_clock(r.joined_at)} | "
                      f"{_clock(r.left_at)} | {'' if d is None else round(d / 60, 1)} | {r.attempts or ''} | "
@@ -111,7 +106,7 @@ def as_html(mt: Meeting) -> str:
     e = html.escape
     rows = []
     for r in mt.rows.values():
-        d = _duration(r)
+        d = r.duration()
         rows.append(f"<tr class='{e(r.verdict().replace(' ', '-'))}'><td>{e(r.site_name)}</td><td>{e(r.site)}</td>"
                     f"<td>{e(r.tier)}</td><td>{e(r.verdict())}</td><td>{_clock(r.joined_at)}</td>"
                     f"<td>{_clock(r.left_at)}</td><td>{'' if d is None else round(d / 60, 1)}</td>"
@@ -123,3 +118,11 @@ def as_html(mt: Meeting) -> str:
             f"{e(summary_line(mt))}</p><table><tr><th>Điểm cầu</th><th>slug</th><th>tier</th><th>verdict</th>"
             "<th>joined</th><th>left</th><th>minutes</th><th>tries</th><th>layer</th><th>reason</th></tr>"
             + "".join(rows) + "</table></html>\n")
+
+
+def as_json_text(mt: Meeting) -> str:
+    return json.dumps(as_json(mt), indent=2, ensure_ascii=False, default=str) + "\n"
+
+
+#: ``report --format`` → renderer (the CLI and the Ansible action share it)
+RENDERERS = {"md": as_markdown, "html": as_html, "csv": as_csv, "json": as_json_text}
