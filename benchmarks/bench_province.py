@@ -17,7 +17,8 @@ this order; each phase's result is merged into the existing JSON, so one phase c
   testinfra/Ansible defaults (no ControlPath: one SSH connection per command).
 - `readiness`: `provnet vc readiness --workers 1` (one endpoint at a time), layers 1–5
   (`--until signalling`) and the full ladder, over BENCH_SITES; and the default 32 workers
-  for comparison; serial runs over BENCH_COMPARE_SITES when BENCH_SERIAL_SCOPE=compare.
+  for comparison; the serial runs may cover only the first BENCH_SERIAL_LAYERS_SITES /
+  BENCH_SERIAL_LADDER_SITES sites (then compared per endpoint).
 
 Writes benchmarks/results/province-<sites>.json and .md; logs of every command go to
 /tmp/provnet-bench/logs/ (tail them while a phase runs). Needs root; leaves the lab up
@@ -162,11 +163,15 @@ def verify_phase(inv: Path, small: Path) -> dict[str, Any]:
     }
 
 
-def readiness_phase(inv: Path, small: Path) -> dict[str, Any]:
-    serial_inv, serial_sites = (small, COMPARE_SITES) if os.environ.get("BENCH_SERIAL_SCOPE") == "compare" \
-        else (inv, SITES)
-    ready: dict[str, Any] = {"serial_sites": serial_sites}
-    for label, extra in (("layers_1_5", ["--until", "signalling"]), ("full_ladder", [])):
+def readiness_phase(inv: Path) -> dict[str, Any]:
+    """32 workers over BENCH_SITES, then one endpoint at a time over the first N sites
+    (BENCH_SERIAL_LAYERS_SITES, BENCH_SERIAL_LADDER_SITES; default all): the serial full ladder
+    at 166 sites would take ≈ 30 min, so it may run on a subset and be compared per endpoint."""
+    ready: dict[str, Any] = {}
+    for label, extra, env in (("layers_1_5", ["--until", "signalling"], "BENCH_SERIAL_LAYERS_SITES"),
+                              ("full_ladder", [], "BENCH_SERIAL_LADDER_SITES")):
+        serial_sites = min(SITES, int(os.environ.get(env, SITES)))
+        serial_inv = inv if serial_sites == SITES else inventory(serial_sites)
         entry: dict[str, Any] = {}
         for workers, path, sites in ((32, inv, SITES), (1, serial_inv, serial_sites)):
             took, rc, out = timed(f"readiness-{label}-{sites}-w{workers}",
@@ -180,8 +185,11 @@ def readiness_phase(inv: Path, small: Path) -> dict[str, Any]:
             entry[f"workers_{workers}"] = {"sites": sites, "s": round(took, 1), "exit": rc,
                                            "ready": summary.get("ready"), "endpoints": summary.get("endpoints"),
                                            "summary": summary}
+        w1, w32 = entry["workers_1"], entry["workers_32"]
         if serial_sites == SITES:
-            entry["ratio_serial_over_32"] = round(entry["workers_1"]["s"] / entry["workers_32"]["s"], 1)
+            entry["ratio_serial_over_32"] = round(w1["s"] / w32["s"], 1)
+        else:  # same ladder, fewer endpoints: compare seconds per endpoint
+            entry["ratio_serial_over_32_per_endpoint"] = round((w1["s"] / serial_sites) / (w32["s"] / SITES), 1)
         ready[label] = entry
     return ready
 
@@ -201,7 +209,9 @@ def _run(r: dict[str, Any], key: str) -> str:
 
 def prose(r: dict[str, Any]) -> list[str]:
     """One short paragraph per figure, from the numbers."""
-    out = [f"**site.yml, provnet's ansible.cfg** (forks 50, pipelining, ControlPersist, explicit facts), "
+    strategy = re.search(r"^strategy = (\S+)", (REPO / "ansible.cfg").read_text(), re.M)
+    out = [f"**site.yml, provnet's ansible.cfg as committed** (forks 50, pipelining, ControlPersist, explicit "
+           f"facts, strategy {strategy[1] if strategy else 'linear'}), "
            f"from factory default then again: {_run(r, 'site_yml_tuned')}.",
            f"**site.yml, Ansible's defaults** (forks 5, no pipelining, no ControlPersist path, implicit fact "
            f"gathering): {_run(r, 'site_yml_ansible_defaults')}."]
@@ -236,6 +246,13 @@ def prose(r: dict[str, Any]) -> list[str]:
                     f"{w32['sites']} sites {w32['s']} s (exit {w32['exit']}, ready {w32['ready']})")
             if "ratio_serial_over_32" in e:
                 text += f": serial ÷ parallel **{e['ratio_serial_over_32']}×**"
+            elif "ratio_serial_over_32_per_endpoint" in e:
+                text += (f": per endpoint, serial ÷ parallel **{e['ratio_serial_over_32_per_endpoint']}×** "
+                         f"(the serial run covers the first {w1['sites']} sites only)")
+            timings = w32["summary"].get("layer_timings") or {}
+            if timings:
+                text += "; per layer at 32 workers (median s per endpoint): " + ", ".join(
+                    f"{k} {v['median_s']}" for k, v in timings.items())
             out.append(text + ".")
     return out
 
@@ -300,7 +317,7 @@ def main() -> None:
         results["verify"] = verify_phase(inv, small)
         save()
     if "readiness" in PHASES:
-        results["readiness"] = readiness_phase(inv, small)
+        results["readiness"] = readiness_phase(inv)
     save()
     print(json.dumps(results, indent=2, ensure_ascii=False))
 
