@@ -103,6 +103,9 @@ def lab_exec(ctx: typer.Context, name: str = typer.Argument(..., help="Node host
 
     prov = _lab()
     argv = list(ctx.args) or ["/bin/bash"]
+    if not node.valid_name(name):
+        fail(f"{name!r} is not a node name (lowercase letters, digits and '-'); usage: "
+             "provnet lab exec NODE -- CMD [ARGS…] — the node list: provnet lab status")
     if not node.is_running(name, prov.lab_dir()):
         fail(f"node {name} is not running (provnet lab status)")
     os.execvp("nsenter", [*node.exec_argv(name, prov.lab_dir()), *argv])

@@ -116,6 +116,11 @@ class Readiness:
         return self.state in ("running", "degraded")
 
 
+def valid_name(name: str) -> bool:
+    """True when ``name`` can be a node's hostname (and so a path component)."""
+    return bool(_NAME_RE.match(name))
+
+
 def node(name: str, state_dir: Path | None = None) -> Node:
     """Return the :class:`Node` for ``name`` (validated) under ``state_dir``."""
     if not _NAME_RE.match(name):

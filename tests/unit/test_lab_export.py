@@ -28,3 +28,11 @@ def test_containerlab_topology(tmp_path: Path) -> None:
     ifaces = {(d.hostname, i.name) for d in m.nodes() for i in d.interfaces}
     assert all(e in ifaces for e in endpoints)
     assert len(set(endpoints)) == len(endpoints)  # no interface cabled twice
+
+
+def test_lab_exec_names_a_bad_node_without_a_traceback() -> None:
+    """`lab exec -i …` (an option where the node goes) is a usage error, not a ValueError."""
+    result = CliRunner().invoke(app, ["lab", "exec", "-i", "inventory/lab"])
+    assert result.exit_code == 2
+    assert "'-i' is not a node name" in result.stderr and "provnet lab exec NODE" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
