@@ -76,6 +76,8 @@ def tuned_cfg_text(extra_defaults: str = "") -> str:
     text = (REPO / "ansible.cfg").read_text()
     text = re.sub(r"^((?!enable)\w+_plugins|library|roles_path) = (?!/)(\S+)$", lambda mo: f"{mo[1]} = {REPO / mo[2]}",
                   text, flags=re.M)
+    for key in re.findall(r"^(\w+) =", extra_defaults, re.M):  # an override replaces the committed line
+        text = re.sub(rf"^{key} = .*\n", "", text, flags=re.M)
     return text.replace("[defaults]\n", f"[defaults]\n{extra_defaults}", 1)
 
 

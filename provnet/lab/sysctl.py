@@ -2,7 +2,11 @@
 
 Every node's systemd (and journald, udev-less as it is) holds several inotify
 instances; the host default of 128 ``fs.inotify.max_user_instances`` is exhausted
-after a few dozen nodes.  :func:`raise_limits` records the previous values in the
+after a few dozen nodes.  The neighbour (ARP/ND) table is one table for every network
+namespace of the kernel, and its default hard limit of 1024 entries overflows on the
+full-scale province (340 nodes with several neighbours each, plus the host's 340 on the
+out-of-band bridge): the kernel then drops packets ("neighbor table overflow!") and SSH to
+random nodes fails with "No route to host" or times out.  :func:`raise_limits` records the previous values in the
 state directory (only the first time, so a second ``lab up`` never records the
 raised values as "old"), and :func:`restore_limits` puts them back.
 
@@ -19,6 +23,13 @@ from pathlib import Path
 LAB_LIMITS: dict[str, int] = {
     "fs.inotify.max_user_instances": 8192,
     "fs.inotify.max_user_watches": 1048576,
+    # thresholds of the shared neighbour tables (gc_thresh3: hard limit; 2: soft; 1: no GC below)
+    "net.ipv4.neigh.default.gc_thresh3": 16384,
+    "net.ipv4.neigh.default.gc_thresh2": 8192,
+    "net.ipv4.neigh.default.gc_thresh1": 4096,
+    "net.ipv6.neigh.default.gc_thresh3": 16384,
+    "net.ipv6.neigh.default.gc_thresh2": 8192,
+    "net.ipv6.neigh.default.gc_thresh1": 4096,
 }
 SAVED_FILE = "sysctl-saved.json"
 
