@@ -67,6 +67,8 @@ def test_nodes_cannot_change_the_host(lab: model.Model) -> None:
         caps = node.bounding_set(node.leader_pid(name, sd))
         assert not caps & {"sys_time", "sys_module", "sys_boot"}
     assert sysctl.read("net.ipv4.ip_forward") == 0
+    # the kernel's one neighbour table (all namespaces) is sized for the full-scale province
+    assert sysctl.read("net.ipv4.neigh.default.gc_thresh3") >= sysctl.LAB_LIMITS["net.ipv4.neigh.default.gc_thresh3"]
     assert ssh(lab, "dc-core", "date -s '2001-01-01' >/dev/null 2>&1; echo $?").stdout.strip() != "0"
     assert ssh(lab, "dc-core", "sysctl -w kernel.hostname=evil >/dev/null 2>&1; echo $?").stdout.strip() != "0"
 
