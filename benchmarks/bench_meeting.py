@@ -13,6 +13,7 @@ benchmark brings it up and converges it first. Writes benchmarks/results/meeting
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import statistics
@@ -93,8 +94,12 @@ def one(m: model.Model, inv: Path, extra: list[str], sample: bool) -> dict[str, 
                            "not_joined": {p["site"]: p["reason"][:120] for p in parts if p["state"] != "joined"}}
     if sample:
         bridge = m.services["bridge"]
-        res = province.ssh_run(m, bridge, "python3 -c " + json.dumps(SAMPLE.replace("HOLD", str(HOLD))),
+        code = base64.b64encode(SAMPLE.replace("HOLD", str(HOLD)).encode()).decode()
+        # base64: the script survives any quoting (sudo sh -c once the node runs as the admin)
+        res = province.ssh_run(m, bridge, f"python3 -c 'import base64;exec(base64.b64decode(\"{code}\"))'",
                                timeout=HOLD + 30)
+        if res.returncode != 0 or len(res.stdout.split()) != 2:
+            raise SystemExit(f"bridge sampler failed (exit {res.returncode}): {res.stderr[-500:]}")
         cpu, mem = res.stdout.split()
         out["bridge_cpu_pct_of_one_core"], out["bridge_rss_mib"] = float(cpu), float(mem)
     meeting(inv, "end", "--id", str(data["id"]))
