@@ -170,13 +170,22 @@ def test_template_error_names_template_line_and_field(deployed: model.Model, tmp
     assert "frr/frr.conf.j2 line 2" in error and "no_such_field" in error
 
 
-def test_unreachable_host_and_wrong_credentials_fail_clearly(deployed: model.Model) -> None:
+def test_unreachable_host_and_wrong_credentials_fail_clearly(deployed: model.Model,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
     from provnet.drivers.frr import FrrDriver
 
     with pytest.raises(ConnectError, match="unreachable"):
         FrrDriver("198.18.255.254", "root", timeout=3).open()
     with pytest.raises(ConnectError, match="authentication failed"):
         FrrDriver(str(deployed.devices["chi-lang-ce"].oob_address.ip), "nobody").open()
+    # a tripwire: were the guard broken, no packet may still leave for 10.38.0.1
+    def no_socket(*args: object, **kwargs: object) -> None:
+        pytest.fail(f"a socket was opened outside the lab range: {args!r}")
+
+    monkeypatch.setattr(socket, "create_connection", no_socket)
+    monkeypatch.setattr(socket.socket, "connect", no_socket)
     with pytest.raises(AddressRefused, match="address guard"):
         FrrDriver("10.38.0.1", "root").open()
 
