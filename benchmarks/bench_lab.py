@@ -41,6 +41,7 @@ def subset(n: int) -> Path:
     for path in sorted((REPO / "inventory/thanhhoa/sites").glob("*.yml"),
                        key=lambda p: yaml.safe_load(p.read_text())["id"])[:n]:
         (root / "sites" / path.name).symlink_to(path)
+    (root / "provnet.yml").write_text("plugin: provnet\n")  # the inventory plugin's entry file (ansible -i)
     return root
 
 

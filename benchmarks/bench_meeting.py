@@ -110,7 +110,6 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("needs root")
     inv = subset(SITES)
-    (inv / "provnet.yml").write_text("plugin: provnet\n")  # the inventory plugin's entry file
     m = model.load(inv)
     extra: dict[str, Any] = {}
     if os.environ.get("BENCH_REUSE") != "1":

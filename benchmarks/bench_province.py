@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_lab import subset  # noqa: E402
+from bench_lab import subset as inventory  # noqa: E402
 from machine import describe  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,12 +111,6 @@ def recap(stdout: str) -> dict[str, int]:
                 if key in totals:
                     totals[key] += int(value)
     return totals
-
-
-def inventory(n: int) -> Path:
-    inv = subset(n)
-    (inv / "provnet.yml").write_text("plugin: provnet\n")  # the inventory plugin's entry file
-    return inv
 
 
 def converge(label: str, inv: Path, cfg: str) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def valid_name(name: str) -> bool:
 
 def node(name: str, state_dir: Path | None = None) -> Node:
     """Return the :class:`Node` for ``name`` (validated) under ``state_dir``."""
-    if not _NAME_RE.match(name):
+    if not valid_name(name):
         raise ValueError(f"invalid node name {name!r}: use lowercase letters, digits and '-'")
     return Node(name, Path(state_dir) if state_dir else state_root())
 
