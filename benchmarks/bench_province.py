@@ -11,6 +11,10 @@ this order; each phase's result is merged into the existing JSON, so one phase c
   * `mitogen`: provnet's ansible.cfg plus `strategy = mitogen_linear` (pip `mitogen`);
   * `tuned`: provnet's ansible.cfg as committed (runs last: the lab stays converged).
   Each run's wall time, PLAY RECAP totals (ok/changed/failed/unreachable) and exit code.
+- `compare`: at full scale Ansible's defaults (forks 5) would take hours, so this phase runs
+  `defaults` and `tuned` on a fresh lab of the first BENCH_DEFAULTS_SITES sites (default 20)
+  and reports their ratio at that size (`site_yml_compare_<n>`); run it before `tuned`, which
+  leaves the full-scale lab converged for the phases after it.
 - `verify`: `provnet verify --all` (pytest-xdist, default 4 workers) over BENCH_SITES, median
   of BENCH_RUNS; then on the first BENCH_COMPARE_SITES sites (a subset inventory against the
   same lab) both `provnet verify` and (BENCH_PLAIN_RUNS times) the plain alternative — `pytest tests/sites` serial with
@@ -215,6 +219,14 @@ def prose(r: dict[str, Any]) -> list[str]:
     if ratio:
         out.append(f"Defaults ÷ tuned: **{ratio['first']}×** on the first run, **{ratio['second']}×** on the "
                    "idempotent second run (same lab size, same benchmark run, fresh lab for each).")
+    for key, c in sorted(r.items()):
+        if key.startswith("site_yml_compare_") and "ratio_defaults_over_tuned" in c:
+            d, t, q = c["ansible_defaults"], c["tuned"], c["ratio_defaults_over_tuned"]
+            out.append(f"**Defaults against tuned on the first {c['sites']} sites** ({c['devices']} containers, a "
+                       f"fresh lab for each, same benchmark run): defaults first run {d['first']['s']} s, second "
+                       f"{d['second']['s']} s (changed={d['second']['changed']}); tuned first run {t['first']['s']} s, "
+                       f"second {t['second']['s']} s (changed={t['second']['changed']}): defaults ÷ tuned "
+                       f"**{q['first']}×** first run, **{q['second']}×** second run.")
     out.append(f"**site.yml under Mitogen** (`strategy = mitogen_linear`, otherwise provnet's ansible.cfg): "
                f"{_run(r, 'site_yml_mitogen')}.")
     ratio = r.get("site_yml_ratio_tuned_over_mitogen")
@@ -290,6 +302,17 @@ def main() -> None:
     if "defaults" in PHASES:
         results["site_yml_ansible_defaults"] = converge("defaults", inv, write_cfg("defaults", DEFAULT_CFG.format(
             repo=REPO)))
+        save()
+    if "compare" in PHASES:
+        n = int(os.environ.get("BENCH_DEFAULTS_SITES", "20"))
+        sub = inventory(n)
+        cmp_: dict[str, Any] = {"sites": n, "devices": len(model.load(sub).devices)}
+        cmp_["ansible_defaults"] = converge(f"defaults-{n}", sub, write_cfg("defaults", DEFAULT_CFG.format(repo=REPO)))
+        cmp_["tuned"] = converge(f"tuned-{n}", sub, str(REPO / "ansible.cfg"))
+        if all("second" in cmp_[k] for k in ("ansible_defaults", "tuned")):
+            cmp_["ratio_defaults_over_tuned"] = {
+                run: round(cmp_["ansible_defaults"][run]["s"] / cmp_["tuned"][run]["s"], 2) for run in ("first", "second")}
+        results[f"site_yml_compare_{n}"] = cmp_
         save()
     if "mitogen" in PHASES:
         import ansible_mitogen  # noqa: PLC0415 - only this phase needs it

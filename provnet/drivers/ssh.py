@@ -22,6 +22,10 @@ class ConnectError(DriverError):
     """The device could not be reached or refused our credentials."""
 
 
+class ChannelRefused(DriverError):
+    """The connection is up but the server would not open another channel (sshd MaxSessions)."""
+
+
 @dataclass
 class Result:
     rc: int
@@ -78,6 +82,11 @@ class SSH:
             self._client.close()
             self._client = None
 
+    def alive(self) -> bool:
+        """Is the transport still up (a refused channel does not mean the connection is gone)?"""
+        transport = self._client.get_transport() if self._client is not None else None
+        return bool(transport and transport.is_active())
+
     def run(self, command: str, input: str | None = None, timeout: float = 60) -> Result:  # noqa: A002
         """Run a command (as root: through sudo when logged in as someone else)."""
         if self._client is None:
@@ -86,14 +95,23 @@ class SSH:
             command = "sudo -n sh -c " + shlex.quote(command)
         try:
             stdin, stdout, stderr = self._client.exec_command(command, timeout=timeout)
+        except paramiko.ChannelException as exc:
+            raise ChannelRefused(f"{self.address}: the server refused a new channel ({exc})") from None
+        except (OSError, socket.timeout, paramiko.SSHException) as exc:
+            raise ConnectError(f"{self.address}: connection lost before `{command[:60]}` ({exc})") from None
+        channel = stdout.channel
+        try:
             if input is not None:
                 stdin.write(input)
-            stdin.channel.shutdown_write()
+            channel.shutdown_write()
             out = stdout.read().decode(errors="replace")
             err = stderr.read().decode(errors="replace")
-            rc = stdout.channel.recv_exit_status()
+            # -1: the channel closed without an exit status (the command did not finish)
+            rc = channel.recv_exit_status()
         except (OSError, socket.timeout, paramiko.SSHException) as exc:
             raise ConnectError(f"{self.address}: connection lost during `{command[:60]}` ({exc})") from None
+        finally:
+            channel.close()  # frees the server's session slot now, not at garbage collection
         return Result(rc, out, err)
 
     def read(self, path: str) -> str | None:

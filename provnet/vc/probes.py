@@ -38,7 +38,7 @@ from typing import Any
 
 from provnet import guard
 from provnet.drivers.base import DriverError
-from provnet.drivers.ssh import SSH, ConnectError, Result, lab_key
+from provnet.drivers.ssh import SSH, ChannelRefused, ConnectError, Result, lab_key
 from provnet.errors import ProvnetError
 from provnet.hostvars import service_address
 from provnet.model import Model
@@ -55,6 +55,8 @@ MEDIA_SLOTS = 4
 TCP_TIMEOUT = 2.0
 PING_TIMEOUT = 2
 SIP_TIMEOUT = 2.0
+#: OPTIONS answers that say more about our request than the endpoint: asked once more
+RETRY_STATUSES = frozenset({482})
 #: OPTIONS answers that prove the endpoint's SIP stack is up and would take a call.
 SIGNALLING_OK = {200, 405}  # 405: it does not do OPTIONS, but answered from its SIP stack
 
@@ -151,7 +153,16 @@ def judge_options(res: sip.OptionsResult, ep: Endpoint, source: str) -> LayerRes
 
 
 class BridgeShell:
-    """One shared SSH connection to the bridge host; at most ``channels`` commands at once."""
+    """One shared SSH connection to the bridge host; at most ``channels`` commands at once.
+
+    A probe that could not run is not a failed endpoint: a channel the server refuses
+    (sshd MaxSessions lags behind closed channels under load) is retried on the same
+    connection, and a command that ended without an exit status (rc -1) runs once more.
+    Only a dead transport is replaced, so one hiccup never cuts the other probes' channels.
+    """
+
+    #: waits between attempts to open a refused channel (seconds)
+    CHANNEL_BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
     def __init__(self, address: str, users: tuple[str, ...], key_file: str | None, production: bool,
                  channels: int = BRIDGE_CHANNELS) -> None:
@@ -159,6 +170,7 @@ class BridgeShell:
         self._ssh: SSH | None = None
         self._lock = threading.Lock()
         self._sem = threading.BoundedSemaphore(channels)
+        self.retries = {"channel_refused": 0, "no_exit_status": 0, "reconnect": 0}
 
     def _open(self) -> SSH:
         with self._lock:
@@ -167,17 +179,40 @@ class BridgeShell:
                                 timeout=10).open()
             return self._ssh
 
-    def run(self, command: str, timeout: float = 30) -> Result:
-        with self._sem:
+    def _count(self, what: str) -> None:
+        with self._lock:
+            self.retries[what] += 1
+
+    def _once(self, command: str, timeout: float) -> Result:
+        """Run on the shared connection; retry refused channels, replace a dead transport once."""
+        reconnected = False
+        for wait in (*self.CHANNEL_BACKOFF, None):
             ssh = self._open()
             try:
                 return ssh.run(command, timeout=timeout)
+            except ChannelRefused:
+                if wait is None:
+                    raise
+                self._count("channel_refused")
+                time.sleep(wait)
             except ConnectError:
+                if ssh.alive() or reconnected:
+                    raise  # the command's own channel failed (timeout): the others are fine
                 with self._lock:
                     if self._ssh is ssh:
                         ssh.close()
                         self._ssh = None
-                return self._open().run(command, timeout=timeout)
+                self._count("reconnect")
+                reconnected = True
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def run(self, command: str, timeout: float = 30) -> Result:
+        with self._sem:
+            res = self._once(command, timeout)
+            if res.rc == -1:
+                self._count("no_exit_status")
+                res = self._once(command, timeout)
+            return res
 
     def close(self) -> None:
         with self._lock:
@@ -316,6 +351,9 @@ class LabProbes:
         rtt = parse_ping(res.out)
         if res.rc == 0 and rtt is not None:
             return LayerResult(True, "", {"ping_ms": rtt})
+        if res.rc not in (0, 1):  # ping's own error (exit 2) or no exit status: nothing was learnt
+            return LayerResult(False, f"ping could not run on the bridge host {self.bridge_host} (exit {res.rc}): "
+                                      f"{(res.err or res.out).strip()[-200:]}", {"ping_ms": None})
         return LayerResult(False, f"{ep.hostname} ({ep.address}) does not answer ping from the bridge "
                                   f"{self.bridge_host} ({self.bridge_data}) — endpoint host down or unplugged",
                            {"ping_ms": None})
@@ -334,16 +372,23 @@ class LabProbes:
         return judge_registration(reg, ep, where)
 
     def signalling(self, ep: Endpoint) -> LayerResult:
-        argv, req = sip.remote_script(ep.address, self.m.sip_port, self.bridge_data, timeout=SIP_TIMEOUT,
-                                      user=ep.sip_user, domain=self.m.sip_domain, production=self.m.production)
-        try:
-            res = self.bridge.run(shlex.join(argv), timeout=SIP_TIMEOUT + 10)
-        except (DriverError, ProvnetError) as exc:
-            return LayerResult(False, f"cannot send SIP OPTIONS from the bridge host {self.bridge_host}: {exc}")
-        if res.rc != 0:
-            return LayerResult(False, f"SIP OPTIONS program failed on {self.bridge_host} (exit {res.rc}): "
-                                      f"{(res.err or res.out).strip()[-200:]}")
-        return judge_options(sip.parse_remote_output(res.out, req), ep, f"the bridge {self.bridge_data}")
+        # 482 answers a request the endpoint takes for one it already has (RFC 3261 §8.2.2.2): a
+        # retransmission that crossed a slow reply. One fresh request (new Call-ID) settles it.
+        for attempt in (1, 2):
+            argv, req = sip.remote_script(ep.address, self.m.sip_port, self.bridge_data, timeout=SIP_TIMEOUT,
+                                          user=ep.sip_user, domain=self.m.sip_domain, production=self.m.production)
+            try:
+                res = self.bridge.run(shlex.join(argv), timeout=SIP_TIMEOUT + 10)
+            except (DriverError, ProvnetError) as exc:
+                return LayerResult(False, f"cannot send SIP OPTIONS from the bridge host {self.bridge_host}: {exc}")
+            if res.rc != 0:
+                return LayerResult(False, f"SIP OPTIONS program failed on {self.bridge_host} (exit {res.rc}): "
+                                          f"{(res.err or res.out).strip()[-200:]}")
+            out = judge_options(sip.parse_remote_output(res.out, req), ep, f"the bridge {self.bridge_data}")
+            if out.ok or out.figures.get("status") not in RETRY_STATUSES:
+                break
+        out.figures["attempts"] = attempt
+        return out
 
     def _probe_slots(self) -> list[int]:
         """Call slots whose probe answers on its ctrl_tcp port on the bridge host (checked once per run)."""

@@ -154,3 +154,22 @@ def test_fault_is_reported_at_its_layer(lab: model.Model, kind: str, site: str, 
             repair(f"ansible-playbook playbooks/site.yml --limit site_{site.replace('-', '_')}")
     back = wait_back(site, b)
     assert (back["verdict"], back["layer"]) == (b["verdict"], b["layer"]), back["reason"]
+
+
+def test_bridge_shell_survives_more_channels_than_sshd_allows(lab: model.Model) -> None:
+    """30 commands at once on one connection to the bridge host, whose sshd allows MaxSessions 12:
+    the refused channels wait and retry, none of the others is cut off, every command answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from provnet.drivers.ssh import lab_key
+    from provnet.vc.probes import BridgeShell
+
+    bridge = lab.devices[lab.services["bridge"]]
+    shell = BridgeShell(bridge.ansible_host, (lab.credentials["admin_user"],), lab_key(), False, channels=30)
+    try:
+        with ThreadPoolExecutor(30) as pool:
+            results = list(pool.map(lambda i: shell.run(f"sleep 0.3; echo ok-{i}", timeout=60), range(90)))
+    finally:
+        shell.close()
+    assert [(r.rc, r.out.strip()) for r in results] == [(0, f"ok-{i}") for i in range(90)]
+    assert shell.retries["channel_refused"] > 0 and shell.retries["reconnect"] == 0, shell.retries

@@ -220,3 +220,97 @@ def test_registrar_is_asked_on_its_management_address(m: model.Model) -> None:
     p = probes.LabProbes(m, ctx=object(), bridge=FakeBridge(lambda c: Result(1, "", "")))
     assert (p.rpc.address, p.rpc.port) == (m.devices["dc-sip"].ansible_host, m.sip_rpc_port)
     assert p.bridge_data == "198.18.9.13" and p.core == "dc-core" and p.media_slots == probes.MEDIA_SLOTS
+
+
+def _options_reply(command: str, status: str) -> Result:
+    argv = shlex.split(command)
+    sent = base64.b64decode(argv[3]).decode()
+    call_id = next(l.split(": ", 1)[1] for l in sent.split("\r\n") if l.startswith("Call-ID"))
+    reply = (f"SIP/2.0 {status}\r\nVia: SIP/2.0/UDP 198.18.9.13:41000;branch={argv[9]}\r\nCall-ID: {call_id}\r\n"
+             "CSeq: 1 OPTIONS\r\nServer: baresip v3.0.0\r\nContent-Length: 0\r\n\r\n")
+    return Result(0, json.dumps({"reply": base64.b64encode(reply.encode()).decode(), "rtt_ms": 1.0,
+                                 "sent": 2, "error": ""}), "")
+
+
+def test_signalling_asks_again_after_482(m: model.Model) -> None:
+    answers = iter(["482 Loop Detected", "200 OK"])
+    bridge = FakeBridge(lambda c: _options_reply(c, next(answers)))
+    res = lab(m, bridge).signalling(site_ep(m))
+    assert res.ok and res.figures["attempts"] == 2 and len(bridge.commands) == 2
+    assert bridge.commands[0] != bridge.commands[1]  # a fresh request: new branch and Call-ID
+    twice = lab(m, FakeBridge(lambda c: _options_reply(c, "482 Loop Detected"))).signalling(site_ep(m))
+    assert not twice.ok and "482 Loop Detected" in twice.reason and twice.figures["attempts"] == 2
+    busy = FakeBridge(lambda c: _options_reply(c, "486 Busy Here"))
+    assert not lab(m, busy).signalling(site_ep(m)).ok and len(busy.commands) == 1  # a real answer: no retry
+
+
+def test_ping_that_could_not_run_is_not_a_silent_endpoint(m: model.Model) -> None:
+    res = lab(m, FakeBridge(lambda c: Result(2, "", "ping: sendmsg: No buffer space available"))).endpoint_host(
+        site_ep(m))
+    assert not res.ok and "ping could not run on the bridge host dc-mcu (exit 2)" in res.reason
+    assert "No buffer space" in res.reason and "does not answer" not in res.reason
+
+
+class ScriptedSSH:
+    """Stands in for :class:`provnet.drivers.ssh.SSH`: each ``run`` takes the next scripted outcome."""
+
+    script: list[Any] = []
+    opened = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.closed = False
+
+    def open(self) -> "ScriptedSSH":
+        ScriptedSSH.opened += 1
+        return self
+
+    def alive(self) -> bool:
+        return not self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def run(self, command: str, timeout: float = 60) -> Result:
+        step = ScriptedSSH.script.pop(0)
+        if step == "dead":
+            self.closed = True
+            raise probes.ConnectError("transport gone")
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch) -> type[ScriptedSSH]:
+    monkeypatch.setattr(probes, "SSH", ScriptedSSH)
+    monkeypatch.setattr(probes.BridgeShell, "CHANNEL_BACKOFF", (0.0, 0.0, 0.0))
+    ScriptedSSH.opened = 0
+    return ScriptedSSH
+
+
+def test_bridge_shell_retries_a_refused_channel_on_the_same_connection(scripted: type[ScriptedSSH]) -> None:
+    refused = probes.ChannelRefused("administratively prohibited")
+    scripted.script = [refused, refused, Result(0, "ok", "")]
+    shell = probes.BridgeShell("198.18.0.9", ("root",), None, False)
+    assert shell.run("true").out == "ok"
+    assert scripted.opened == 1 and shell.retries["channel_refused"] == 2
+    scripted.script = [refused] * 4
+    with pytest.raises(probes.ChannelRefused):  # backoff exhausted: the caller reports it as "could not run"
+        shell.run("true")
+
+
+def test_bridge_shell_reruns_a_command_without_exit_status(scripted: type[ScriptedSSH]) -> None:
+    scripted.script = [Result(-1, "", ""), Result(1, "", "")]
+    shell = probes.BridgeShell("198.18.0.9", ("root",), None, False)
+    assert shell.run("ping").rc == 1 and shell.retries["no_exit_status"] == 1
+
+
+def test_bridge_shell_keeps_a_live_connection_and_replaces_a_dead_one(scripted: type[ScriptedSSH]) -> None:
+    shell = probes.BridgeShell("198.18.0.9", ("root",), None, False)
+    scripted.script = [probes.ConnectError("channel timed out")]
+    with pytest.raises(probes.ConnectError):  # one command's own failure: the connection stays
+        shell.run("sleep 99")
+    assert scripted.opened == 1 and shell.retries["reconnect"] == 0
+    scripted.script = ["dead", Result(0, "again", "")]
+    assert shell.run("true").out == "again"
+    assert scripted.opened == 2 and shell.retries["reconnect"] == 1

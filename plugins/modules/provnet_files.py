@@ -1,0 +1,177 @@
+#!/usr/bin/python
+"""Ansible module: a role's configuration files, all in one call."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: provnet_files
+short_description: Write many files (and directories) on a host in one module call
+description:
+  - One task instead of one C(template)/C(copy)/C(file) task per file: at fleet scale the cost
+    of a playbook is its task x host pairs, and each pair is a remote Python start.
+  - Each file is compared with what is on disk (content, mode, owner, group) and replaced
+    atomically only when it differs; a C(validate) command checks the new content first.
+  - Returns C(changed_paths) so that handlers can act on the files that changed
+    (C(when: "'/etc/x.conf' in result.changed_paths")).
+  - Check mode and --diff are supported; the values given in C(secrets) are masked in every
+    diff (and, being no_log, in Ansible's own output).
+options:
+  files:
+    description: >-
+      Entries with C(dest) and either C(content) (a file; render templates with
+      C(lookup('template', ...))) or C(state=directory). Optional C(mode), C(owner), C(group),
+      C(validate) (a command with C(%s) for the candidate file) and C(manage) (false: leave alone).
+    type: list
+    elements: dict
+    required: true
+  secrets:
+    description: Values that must never appear in a diff or a message.
+    type: list
+    elements: str
+    default: []
+"""
+
+RETURN = r"""
+changed_paths:
+  description: Paths written or whose mode/owner changed (would be, in check mode).
+  type: list
+  elements: str
+"""
+
+import grp
+import os
+import pwd
+import shlex
+import stat
+import subprocess
+import tempfile
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule
+
+MASK = "********"
+
+
+class FileError(Exception):
+    """A file could not be checked or written: the message names it."""
+
+
+def _ids(entry: dict[str, Any]) -> tuple[int, int]:
+    try:
+        uid = pwd.getpwnam(entry["owner"]).pw_uid if entry.get("owner") else -1
+        gid = grp.getgrnam(entry["group"]).gr_gid if entry.get("group") else -1
+    except KeyError as exc:
+        raise FileError(f"{entry['dest']}: no such user or group {exc}") from None
+    return uid, gid
+
+
+def _meta_differs(st: os.stat_result, mode: int | None, uid: int, gid: int) -> bool:
+    return ((mode is not None and stat.S_IMODE(st.st_mode) != mode) or (uid != -1 and st.st_uid != uid)
+            or (gid != -1 and st.st_gid != gid))
+
+
+def _mask(text: str, secrets: list[str]) -> str:
+    for s in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(s, MASK)
+    return text
+
+
+def apply(entries: list[dict[str, Any]], secrets: list[str], check: bool) -> tuple[list[str], list[dict[str, Any]]]:
+    """Bring every entry to its state; return (changed paths, diffs).
+
+    Every new file is written beside its destination and validated before any is moved into
+    place: one failing validation leaves all of them as they were.
+    """
+    changed: list[str] = []
+    diffs: list[dict[str, Any]] = []
+    staged: list[tuple[str, str]] = []   # (candidate, destination)
+    try:
+        for entry in entries:
+            if not entry.get("manage", True):
+                continue
+            dest = entry["dest"]
+            mode = int(str(entry["mode"]), 8) if entry.get("mode") is not None else None
+            uid, gid = _ids(entry)
+            st = os.lstat(dest) if os.path.lexists(dest) else None
+            if entry.get("state", "file") == "directory":
+                if st is not None and not stat.S_ISDIR(st.st_mode):
+                    raise FileError(f"{dest}: exists and is not a directory")
+                if st is None or _meta_differs(st, mode, uid, gid):
+                    changed.append(dest)
+                    diffs.append({"before_header": dest, "after_header": dest,
+                                  "before": "" if st is None else f"directory mode {stat.S_IMODE(st.st_mode):04o}\n",
+                                  "after": f"directory mode {mode or 0o755:04o}\n"})
+                    if not check:
+                        os.makedirs(dest, mode=mode or 0o755, exist_ok=True)
+                        os.chmod(dest, mode or 0o755)
+                        os.chown(dest, uid, gid)
+                continue
+            content = entry.get("content")
+            if content is None:
+                raise FileError(f"{dest}: give content (or state: directory)")
+            new = content.encode()
+            old: bytes | None = None
+            if st is not None:
+                if not stat.S_ISREG(st.st_mode):
+                    raise FileError(f"{dest}: exists and is not a regular file")
+                with open(dest, "rb") as fh:
+                    old = fh.read()
+            if old == new and not (st is not None and _meta_differs(st, mode, uid, gid)):
+                continue
+            changed.append(dest)
+            if old != new:
+                diffs.append({"before_header": dest, "after_header": dest,
+                              "before": _mask((old or b"").decode(errors="replace"), secrets),
+                              "after": _mask(content, secrets)})
+            if check:
+                continue
+            parent = os.path.dirname(dest)
+            os.makedirs(parent, mode=0o755, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".provnet-", dir=parent)
+            staged.append((tmp, dest))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(new)
+            os.chmod(tmp, mode if mode is not None else (stat.S_IMODE(st.st_mode) if st else 0o644))
+            os.chown(tmp, uid if uid != -1 else (st.st_uid if st else -1),
+                     gid if gid != -1 else (st.st_gid if st else -1))
+            if entry.get("validate"):
+                cmd = entry["validate"]
+                if "%s" not in cmd:
+                    raise FileError(f"{dest}: validate must hold %s (the candidate file): {cmd!r}")
+                proc = subprocess.run(shlex.split(cmd.replace("%s", tmp)), capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise FileError(f"{dest}: the new content fails `{cmd}` (exit {proc.returncode}); no file was "
+                                    f"changed: {_mask((proc.stderr or proc.stdout).strip()[-800:], secrets)}")
+        for tmp, dest in staged:
+            os.rename(tmp, dest)
+        staged.clear()
+    finally:
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return changed, diffs
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={"files": {"type": "list", "elements": "dict", "required": True},
+                       "secrets": {"type": "list", "elements": "str", "default": [], "no_log": True}},
+        supports_check_mode=True)
+    for i, entry in enumerate(module.params["files"]):
+        if not entry.get("dest") or not os.path.isabs(entry["dest"]):
+            module.fail_json(msg=f"files[{i}]: dest must be an absolute path (got {entry.get('dest')!r})")
+        unknown = set(entry) - {"dest", "content", "state", "mode", "owner", "group", "validate", "manage"}
+        if unknown:
+            module.fail_json(msg=f"files[{i}] ({entry['dest']}): unknown keys {sorted(unknown)}")
+    try:
+        changed, diffs = apply(module.params["files"], module.params["secrets"], module.check_mode)
+    except (FileError, OSError) as exc:
+        module.fail_json(msg=str(exc), changed_paths=[])
+    result: dict[str, Any] = {"changed": bool(changed), "changed_paths": changed}
+    if module._diff:
+        result["diff"] = diffs
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

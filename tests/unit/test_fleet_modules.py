@@ -1,0 +1,108 @@
+"""provnet_files and provnet_units, the base role's one-call modules: their logic on a temporary
+directory and on recorded `systemctl show` states (no root, no systemd)."""
+
+from __future__ import annotations
+
+import grp
+import importlib.util
+import os
+import pwd
+import stat
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+MODULES = Path(__file__).resolve().parents[2] / "plugins" / "modules"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, MODULES / f"{name}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+files = load("provnet_files")
+units = load("provnet_units")
+ME, MY_GROUP = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+
+
+def test_files_written_once_then_unchanged(tmp_path: Path) -> None:
+    entries = [{"dest": str(tmp_path / "d"), "state": "directory", "mode": "0750"},
+               {"dest": str(tmp_path / "d" / "a.conf"), "content": "a = 1\n", "mode": "0640", "owner": ME,
+                "group": MY_GROUP},
+               {"dest": str(tmp_path / "skip.conf"), "content": "x", "manage": False}]
+    changed, diffs = files.apply(entries, [], check=False)
+    assert changed == [str(tmp_path / "d"), str(tmp_path / "d" / "a.conf")]
+    assert (tmp_path / "d" / "a.conf").read_text() == "a = 1\n"
+    assert stat.S_IMODE((tmp_path / "d" / "a.conf").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o750 and not (tmp_path / "skip.conf").exists()
+    assert files.apply(entries, [], check=False) == ([], [])
+    os.chmod(tmp_path / "d" / "a.conf", 0o644)  # a mode drift alone is a change, without a content diff
+    changed, diffs = files.apply(entries, [], check=False)
+    assert changed == [str(tmp_path / "d" / "a.conf")] and diffs == []
+    assert stat.S_IMODE((tmp_path / "d" / "a.conf").stat().st_mode) == 0o640
+
+
+def test_check_mode_touches_nothing_and_masks_secrets(tmp_path: Path) -> None:
+    dest = tmp_path / "snmpd.conf"
+    dest.write_text('createUser provnet SHA-256 "old-auth-key" AES "old-priv"\n')
+    entry = {"dest": str(dest), "content": 'createUser provnet SHA-256 "new-auth-key" AES "new-priv"\n'}
+    secrets = ["old-auth-key", "old-priv", "new-auth-key", "new-priv"]
+    changed, diffs = files.apply([entry], secrets, check=True)
+    assert changed == [str(dest)] and "old-auth-key" in dest.read_text()
+    shown = diffs[0]["before"] + diffs[0]["after"]
+    assert not any(s in shown for s in secrets) and shown.count(files.MASK) == 4
+
+
+def test_a_failed_validation_changes_no_file(tmp_path: Path) -> None:
+    good, bad = tmp_path / "good.conf", tmp_path / "bad.conf"
+    good.write_text("old\n")
+    entries = [{"dest": str(good), "content": "new\n"},
+               {"dest": str(bad), "content": "broken secret-x\n", "validate": f"{sys.executable} -c "
+                "'import sys; t=open(sys.argv[1]).read(); print(\"syntax error in\", t); sys.exit(\"broken\" in t)' %s"}]
+    with pytest.raises(files.FileError) as err:
+        files.apply(entries, ["secret-x"], check=False)
+    assert str(bad) in str(err.value) and "no file was changed" in str(err.value) and "secret-x" not in str(err.value)
+    assert good.read_text() == "old\n" and not bad.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.conf"]  # no candidate left behind
+
+
+def test_files_refuse_what_they_cannot_handle(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(files.FileError, match="is not a regular file"):
+        files.apply([{"dest": str(tmp_path / "dir"), "content": "x"}], [], check=False)
+    with pytest.raises(files.FileError, match="no such user or group"):
+        files.apply([{"dest": str(tmp_path / "f"), "content": "x", "owner": "no-such-user-pv"}], [], check=False)
+    with pytest.raises(files.FileError, match="validate must hold %s"):
+        files.apply([{"dest": str(tmp_path / "f"), "content": "x", "validate": "true"}], [], check=False)
+
+
+# `systemctl show --property=Id,LoadState,ActiveState,UnitFileState` blocks, as systemd 252 prints them
+STATES = {
+    "rsyslog": {"LoadState": "loaded", "ActiveState": "active", "UnitFileState": "enabled"},
+    "chrony": {"LoadState": "loaded", "ActiveState": "inactive", "UnitFileState": "disabled"},
+    "snmpd": {"LoadState": "loaded", "ActiveState": "active", "UnitFileState": "enabled"},
+    "rpcbind.socket": {"LoadState": "loaded", "ActiveState": "active", "UnitFileState": "enabled"},
+    "cups.service": {"LoadState": "not-found", "ActiveState": "inactive", "UnitFileState": ""},
+    "exim4.service": {"LoadState": "masked", "ActiveState": "inactive", "UnitFileState": "masked"},
+}
+
+
+def test_units_plan_changes_only_what_differs() -> None:
+    wanted = [{"name": "rsyslog", "enabled": True, "state": "started"},
+              {"name": "chrony", "enabled": True, "state": "started"},
+              {"name": "snmpd", "enabled": False, "state": "stopped"}]
+    steps = units.plan(wanted, ["rpcbind.socket", "cups.service", "exim4.service"], STATES)
+    assert steps == [("enable", "chrony"), ("start", "chrony"), ("disable", "snmpd"), ("stop", "snmpd"),
+                     ("disable", "rpcbind.socket"), ("stop", "rpcbind.socket")]
+    settled = {**STATES, "chrony": STATES["rsyslog"], "rpcbind.socket": STATES["cups.service"]}
+    assert units.plan(wanted[:2], ["rpcbind.socket", "cups.service"], settled) == []
+
+
+def test_units_refuse_a_unit_that_is_not_installed() -> None:
+    with pytest.raises(ValueError, match="unit cups.service is not installed here"):
+        units.plan([{"name": "cups.service", "enabled": True}], [], STATES)
