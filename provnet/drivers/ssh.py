@@ -95,9 +95,9 @@ class SSH:
             command = "sudo -n sh -c " + shlex.quote(command)
         try:
             stdin, stdout, stderr = self._client.exec_command(command, timeout=timeout)
-        except paramiko.ChannelException as exc:
-            raise ChannelRefused(f"{self.address}: the server refused a new channel ({exc})") from None
         except (OSError, socket.timeout, paramiko.SSHException) as exc:
+            if isinstance(exc, paramiko.SSHException) and self.alive():  # sshd said no to this channel only
+                raise ChannelRefused(f"{self.address}: the server refused a new channel ({exc})") from None
             raise ConnectError(f"{self.address}: connection lost before `{command[:60]}` ({exc})") from None
         channel = stdout.channel
         try:

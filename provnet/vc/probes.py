@@ -29,6 +29,7 @@ One SSH connection to the bridge host is shared by every endpoint (at most
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shlex
 import socket
@@ -47,6 +48,8 @@ from provnet.vc.readiness import Endpoint, LayerResult, thresholds
 
 SSH_PORT = 22
 BRIDGE_CHANNELS = 8
+# a channel sshd refuses (MaxSessions) is expected and handled by BridgeShell: not an error to print
+logging.getLogger("paramiko.transport").addFilter(lambda record: "open FAILED" not in record.getMessage())
 #: Media probe contract (the vc_probe role): one baresip per call slot on the bridge host,
 #: its ctrl_tcp on 127.0.0.1:PROBE_CTRL_BASE + slot (slot 0 … MEDIA_SLOTS-1).
 PROBE_CTRL_HOST = "127.0.0.1"
@@ -161,8 +164,10 @@ class BridgeShell:
     Only a dead transport is replaced, so one hiccup never cuts the other probes' channels.
     """
 
-    #: waits between attempts to open a refused channel (seconds)
-    CHANNEL_BACKOFF = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+    #: longest wait for a channel the server keeps refusing (seconds)
+    CHANNEL_WAIT = 60.0
+    #: longest pause between two attempts when none of our commands ends meanwhile
+    CHANNEL_POLL = 0.5
 
     def __init__(self, address: str, users: tuple[str, ...], key_file: str | None, production: bool,
                  channels: int = BRIDGE_CHANNELS) -> None:
@@ -170,6 +175,8 @@ class BridgeShell:
         self._ssh: SSH | None = None
         self._lock = threading.Lock()
         self._sem = threading.BoundedSemaphore(channels)
+        self._finished = threading.Condition()  # notified whenever one of our commands ends
+        self._in_flight, self._cap = 0, channels
         self.retries = {"channel_refused": 0, "no_exit_status": 0, "reconnect": 0}
 
     def _open(self) -> SSH:
@@ -184,17 +191,30 @@ class BridgeShell:
             self.retries[what] += 1
 
     def _once(self, command: str, timeout: float) -> Result:
-        """Run on the shared connection; retry refused channels, replace a dead transport once."""
+        """Run on the shared connection. A refused channel teaches the server's real limit
+        (sshd MaxSessions, or fewer while it frees closed sessions): later commands wait for
+        one of ours to end instead of asking again. A dead transport is replaced once."""
         reconnected = False
-        for wait in (*self.CHANNEL_BACKOFF, None):
+        deadline = time.monotonic() + self.CHANNEL_WAIT
+        while True:
+            with self._finished:
+                while self._in_flight >= self._cap:
+                    if time.monotonic() > deadline:
+                        raise ChannelRefused(f"{self.address}: no channel free for {self.CHANNEL_WAIT:g} s")
+                    self._finished.wait(self.CHANNEL_POLL)
+                self._in_flight += 1
             ssh = self._open()
             try:
                 return ssh.run(command, timeout=timeout)
             except ChannelRefused:
-                if wait is None:
-                    raise
                 self._count("channel_refused")
-                time.sleep(wait)
+                with self._finished:
+                    self._cap = max(1, self._in_flight - 1)
+                    self._in_flight -= 1  # this attempt holds no channel: let the others see that
+                    self._finished.wait(self.CHANNEL_POLL)  # until one of ours ends (or sshd catches up)
+                    self._in_flight += 1
+                if time.monotonic() > deadline:
+                    raise
             except ConnectError:
                 if ssh.alive() or reconnected:
                     raise  # the command's own channel failed (timeout): the others are fine
@@ -204,7 +224,10 @@ class BridgeShell:
                         self._ssh = None
                 self._count("reconnect")
                 reconnected = True
-        raise AssertionError("unreachable")  # pragma: no cover
+            finally:
+                with self._finished:
+                    self._in_flight -= 1
+                    self._finished.notify_all()
 
     def run(self, command: str, timeout: float = 30) -> Result:
         with self._sem:

@@ -283,7 +283,8 @@ class ScriptedSSH:
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch) -> type[ScriptedSSH]:
     monkeypatch.setattr(probes, "SSH", ScriptedSSH)
-    monkeypatch.setattr(probes.BridgeShell, "CHANNEL_BACKOFF", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(probes.BridgeShell, "CHANNEL_WAIT", 0.3)
+    monkeypatch.setattr(probes.BridgeShell, "CHANNEL_POLL", 0.01)
     ScriptedSSH.opened = 0
     return ScriptedSSH
 
@@ -294,8 +295,8 @@ def test_bridge_shell_retries_a_refused_channel_on_the_same_connection(scripted:
     shell = probes.BridgeShell("198.18.0.9", ("root",), None, False)
     assert shell.run("true").out == "ok"
     assert scripted.opened == 1 and shell.retries["channel_refused"] == 2
-    scripted.script = [refused] * 4
-    with pytest.raises(probes.ChannelRefused):  # backoff exhausted: the caller reports it as "could not run"
+    scripted.script = [refused] * 1000
+    with pytest.raises(probes.ChannelRefused):  # the wait is over: the caller reports it as "could not run"
         shell.run("true")
 
 
