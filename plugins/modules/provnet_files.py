@@ -11,8 +11,8 @@ description:
     of a playbook is its task x host pairs, and each pair is a remote Python start.
   - Each file is compared with what is on disk (content, mode, owner, group) and replaced
     atomically only when it differs; a C(validate) command checks the new content first.
-  - Returns C(changed_paths) so that handlers can act on the files that changed
-    (C(when: "'/etc/x.conf' in result.changed_paths")).
+  - Returns C(changed_paths) so that later tasks can act on the files that changed;
+    C(on_change) commands replace handlers (a handler is one more task x host pass).
   - Check mode and --diff are supported; the values given in C(secrets) are masked in every
     diff (and, being no_log, in Ansible's own output).
 options:
@@ -20,7 +20,9 @@ options:
     description: >-
       Entries with C(dest) and either C(content) (a file; render templates with
       C(lookup('template', ...))) or C(state=directory). Optional C(mode), C(owner), C(group),
-      C(validate) (a command with C(%s) for the candidate file) and C(manage) (false: leave alone).
+      C(validate) (a command with C(%s) for the candidate file), C(manage) (false: leave alone) and
+      C(on_change) (a command, or a list of them, run once the files are in place when this one changed, e.g. a
+      restart; if it fails, every file this call changed is put back and the commands run again).
     type: list
     elements: dict
     required: true
@@ -34,6 +36,10 @@ options:
 RETURN = r"""
 changed_paths:
   description: Paths written or whose mode/owner changed (would be, in check mode).
+  type: list
+  elements: str
+ran:
+  description: The on_change commands run, in order.
   type: list
   elements: str
 """
@@ -76,7 +82,8 @@ def _mask(text: str, secrets: list[str]) -> str:
     return text
 
 
-def apply(entries: list[dict[str, Any]], secrets: list[str], check: bool) -> tuple[list[str], list[dict[str, Any]]]:
+def apply(entries: list[dict[str, Any]], secrets: list[str], check: bool,
+          backups: dict[str, bytes | None] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
     """Bring every entry to its state; return (changed paths, diffs).
 
     Every new file is written beside its destination and validated before any is moved into
@@ -119,6 +126,8 @@ def apply(entries: list[dict[str, Any]], secrets: list[str], check: bool) -> tup
             if old == new and not (st is not None and _meta_differs(st, mode, uid, gid)):
                 continue
             changed.append(dest)
+            if backups is not None:
+                backups[dest] = old
             if old != new:
                 diffs.append({"before_header": dest, "after_header": dest,
                               "before": _mask((old or b"").decode(errors="replace"), secrets),
@@ -152,6 +161,48 @@ def apply(entries: list[dict[str, Any]], secrets: list[str], check: bool) -> tup
     return changed, diffs
 
 
+def _run(cmd: str) -> tuple[int, str]:
+    proc = subprocess.run(shlex.split(cmd), capture_output=True, text=True)
+    return proc.returncode, (proc.stderr or proc.stdout).strip()
+
+
+def _put_back(backups: dict[str, bytes | None]) -> None:
+    for dest, old in backups.items():
+        if old is None:
+            if os.path.lexists(dest):
+                os.unlink(dest)
+            continue
+        parent = os.path.dirname(dest)
+        fd, tmp = tempfile.mkstemp(prefix=".provnet-", dir=parent)
+        st = os.stat(dest) if os.path.exists(dest) else None
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(old)
+        if st is not None:
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+            os.chown(tmp, st.st_uid, st.st_gid)
+        os.rename(tmp, dest)
+
+
+def on_change(entries: list[dict[str, Any]], changed: list[str], backups: dict[str, bytes | None],
+              secrets: list[str]) -> list[str]:
+    """Run the changed files' on_change commands once each, in order; on a failure put every
+    changed file back, run the commands again for the old files, and raise."""
+    wanted = [e["on_change"] for e in entries if e.get("on_change") and e.get("manage", True) and e["dest"] in changed]
+    commands = list(dict.fromkeys(c for w in wanted for c in ([w] if isinstance(w, str) else w)))
+    ran: list[str] = []
+    for cmd in commands:
+        rc, out = _run(cmd)
+        ran.append(cmd)
+        if rc != 0:
+            _put_back(backups)
+            again = [c for c in commands[:commands.index(cmd) + 1] if _run(c)[0] != 0]
+            raise FileError(f"`{cmd}` failed (exit {rc}) after the new files were put in place: "
+                            f"{_mask(out[-800:], secrets)} — the previous files were put back"
+                            + (f" (and `{'`, `'.join(again)}` failed again with them)" if again else
+                               " and their services run on them again"))
+    return ran
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={"files": {"type": "list", "elements": "dict", "required": True},
@@ -160,14 +211,19 @@ def main() -> None:
     for i, entry in enumerate(module.params["files"]):
         if not entry.get("dest") or not os.path.isabs(entry["dest"]):
             module.fail_json(msg=f"files[{i}]: dest must be an absolute path (got {entry.get('dest')!r})")
-        unknown = set(entry) - {"dest", "content", "state", "mode", "owner", "group", "validate", "manage"}
+        unknown = set(entry) - {"dest", "content", "state", "mode", "owner", "group", "validate", "manage",
+                                "on_change"}
         if unknown:
             module.fail_json(msg=f"files[{i}] ({entry['dest']}): unknown keys {sorted(unknown)}")
+    backups: dict[str, bytes | None] = {}
+    ran: list[str] = []
     try:
-        changed, diffs = apply(module.params["files"], module.params["secrets"], module.check_mode)
+        changed, diffs = apply(module.params["files"], module.params["secrets"], module.check_mode, backups)
+        if not module.check_mode:
+            ran = on_change(module.params["files"], changed, backups, module.params["secrets"])
     except (FileError, OSError) as exc:
         module.fail_json(msg=str(exc), changed_paths=[])
-    result: dict[str, Any] = {"changed": bool(changed), "changed_paths": changed}
+    result: dict[str, Any] = {"changed": bool(changed), "changed_paths": changed, "ran": ran}
     if module._diff:
         result["diff"] = diffs
     module.exit_json(**result)

@@ -106,3 +106,33 @@ def test_units_plan_changes_only_what_differs() -> None:
 def test_units_refuse_a_unit_that_is_not_installed() -> None:
     with pytest.raises(ValueError, match="unit cups.service is not installed here"):
         units.plan([{"name": "cups.service", "enabled": True}], [], STATES)
+
+
+def test_on_change_runs_once_per_command_for_changed_files_only(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    cmd = f"{sys.executable} -c 'import sys; open(sys.argv[1], \"a\").write(sys.argv[2] + \"\\n\")' {log}"
+    (tmp_path / "same.conf").write_text("same\n")
+    entries = [{"dest": str(tmp_path / "a.conf"), "content": "a\n", "on_change": f"{cmd} restart-x"},
+               {"dest": str(tmp_path / "b.conf"), "content": "b\n", "on_change": f"{cmd} restart-x"},
+               {"dest": str(tmp_path / "same.conf"), "content": "same\n", "on_change": f"{cmd} restart-y"}]
+    backups: dict[str, bytes | None] = {}
+    changed, _ = files.apply(entries, [], False, backups)
+    assert files.on_change(entries, changed, backups, []) == [f"{cmd} restart-x"]
+    assert log.read_text() == "restart-x\n"
+
+
+def test_a_failed_on_change_puts_the_previous_files_back(tmp_path: Path) -> None:
+    conf, new = tmp_path / "svc.conf", tmp_path / "new.conf"
+    conf.write_text("working\n")
+    # the "service" starts only on a config that says "working"
+    start = f"{sys.executable} -c 'import sys; sys.exit(open(sys.argv[1]).read() != \"working\\n\")' {conf}"
+    entries = [{"dest": str(conf), "content": "broken but valid\n", "on_change": start},
+               {"dest": str(new), "content": "x\n"}]
+    backups: dict[str, bytes | None] = {}
+    changed, _ = files.apply(entries, [], False, backups)
+    assert conf.read_text() == "broken but valid\n"
+    with pytest.raises(files.FileError) as err:
+        files.on_change(entries, changed, backups, [])
+    assert "failed (exit 1) after the new files were put in place" in str(err.value)
+    assert "the previous files were put back and their services run on them again" in str(err.value)
+    assert conf.read_text() == "working\n" and not new.exists()
