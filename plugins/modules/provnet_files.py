@@ -82,6 +82,21 @@ def _mask(text: str, secrets: list[str]) -> str:
     return text
 
 
+def _candidate(dest: str, data: bytes, mode: int, uid: int, gid: int) -> str:
+    """``data`` written beside ``dest`` (same filesystem, so a rename replaces it atomically)."""
+    fd, tmp = tempfile.mkstemp(prefix=".provnet-", dir=os.path.dirname(dest))
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(tmp, mode)
+    os.chown(tmp, uid, gid)
+    return tmp
+
+
+def _run(cmd: str) -> tuple[int, str]:
+    proc = subprocess.run(shlex.split(cmd), capture_output=True, text=True)
+    return proc.returncode, (proc.stderr or proc.stdout).strip()
+
+
 def apply(entries: list[dict[str, Any]], secrets: list[str], check: bool,
           backups: dict[str, bytes | None] | None = None) -> tuple[list[str], list[dict[str, Any]]]:
     """Bring every entry to its state; return (changed paths, diffs).
@@ -134,23 +149,19 @@ def apply(entries: list[dict[str, Any]], secrets: list[str], check: bool,
                               "after": _mask(content, secrets)})
             if check:
                 continue
-            parent = os.path.dirname(dest)
-            os.makedirs(parent, mode=0o755, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".provnet-", dir=parent)
+            os.makedirs(os.path.dirname(dest), mode=0o755, exist_ok=True)
+            tmp = _candidate(dest, new, mode if mode is not None else (stat.S_IMODE(st.st_mode) if st else 0o644),
+                             uid if uid != -1 else (st.st_uid if st else -1),
+                             gid if gid != -1 else (st.st_gid if st else -1))
             staged.append((tmp, dest))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(new)
-            os.chmod(tmp, mode if mode is not None else (stat.S_IMODE(st.st_mode) if st else 0o644))
-            os.chown(tmp, uid if uid != -1 else (st.st_uid if st else -1),
-                     gid if gid != -1 else (st.st_gid if st else -1))
             if entry.get("validate"):
                 cmd = entry["validate"]
                 if "%s" not in cmd:
                     raise FileError(f"{dest}: validate must hold %s (the candidate file): {cmd!r}")
-                proc = subprocess.run(shlex.split(cmd.replace("%s", tmp)), capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise FileError(f"{dest}: the new content fails `{cmd}` (exit {proc.returncode}); no file was "
-                                    f"changed: {_mask((proc.stderr or proc.stdout).strip()[-800:], secrets)}")
+                rc, out = _run(cmd.replace("%s", tmp))
+                if rc != 0:
+                    raise FileError(f"{dest}: the new content fails `{cmd}` (exit {rc}); no file was "
+                                    f"changed: {_mask(out[-800:], secrets)}")
         for tmp, dest in staged:
             os.rename(tmp, dest)
         staged.clear()
@@ -161,26 +172,14 @@ def apply(entries: list[dict[str, Any]], secrets: list[str], check: bool,
     return changed, diffs
 
 
-def _run(cmd: str) -> tuple[int, str]:
-    proc = subprocess.run(shlex.split(cmd), capture_output=True, text=True)
-    return proc.returncode, (proc.stderr or proc.stdout).strip()
-
-
 def _put_back(backups: dict[str, bytes | None]) -> None:
     for dest, old in backups.items():
         if old is None:
             if os.path.lexists(dest):
                 os.unlink(dest)
             continue
-        parent = os.path.dirname(dest)
-        fd, tmp = tempfile.mkstemp(prefix=".provnet-", dir=parent)
-        st = os.stat(dest) if os.path.exists(dest) else None
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(old)
-        if st is not None:
-            os.chmod(tmp, stat.S_IMODE(st.st_mode))
-            os.chown(tmp, st.st_uid, st.st_gid)
-        os.rename(tmp, dest)
+        st = os.stat(dest)
+        os.rename(_candidate(dest, old, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid), dest)
 
 
 def on_change(entries: list[dict[str, Any]], changed: list[str], backups: dict[str, bytes | None],

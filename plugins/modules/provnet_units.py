@@ -46,15 +46,13 @@ def show(module: AnsibleModule, names: list[str]) -> dict[str, dict[str, str]]:
     """LoadState, ActiveState and UnitFileState of each unit (one systemctl call)."""
     if not names:
         return {}
-    rc, out, err = module.run_command(["systemctl", "show", "--property=Id,LoadState,ActiveState,UnitFileState",
+    rc, out, err = module.run_command(["systemctl", "show", "--property=LoadState,ActiveState,UnitFileState",
                                        "--", *names])
     if rc != 0:
         module.fail_json(msg=f"systemctl show failed (exit {rc}): {err.strip()}")
-    blocks = [b for b in out.strip().split("\n\n")]
-    states: dict[str, dict[str, str]] = {}
-    for name, block in zip(names, blocks):  # systemctl prints one block per argument, in order
-        states[name] = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
-    return states
+    # systemctl prints one block per argument, in order
+    return {name: dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+            for name, block in zip(names, out.strip().split("\n\n"))}
 
 
 def plan(units: list[dict[str, Any]], off: list[str], states: dict[str, dict[str, str]]) -> list[tuple[str, str]]:

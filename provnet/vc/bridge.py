@@ -111,20 +111,16 @@ class JanusBridge(Bridge):
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
                                      headers={"Content-Type": "application/json", "X-Provnet-Token": self.secret})
-        # a read is asked once more when it times out: under a full-province meeting the bridge
-        # host's CPU is shared with the calls and an answer can take longer than one timeout
-        for attempt in range(2 if method == "GET" else 1):
-            try:
-                with self._opener.open(req, timeout=self.timeout) as resp:
-                    return json.load(resp)
-            except urllib.error.HTTPError:
+        try:
+            with self._opener.open(req, timeout=self.timeout) as resp:
+                return json.load(resp)
+        except (urllib.error.URLError, OSError) as exc:
+            # a read is asked once more when it times out: under a full-province meeting the
+            # bridge host's CPU is shared with the calls and an answer can take longer than one timeout
+            if method != "GET" or not isinstance(getattr(exc, "reason", exc), TimeoutError):
                 raise
-            except (urllib.error.URLError, OSError) as exc:
-                timed_out = isinstance(getattr(exc, "reason", exc), TimeoutError) or isinstance(exc, TimeoutError)
-                if attempt == 0 and method == "GET" and timed_out:
-                    continue
-                raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        with self._opener.open(req, timeout=self.timeout) as resp:
+            return json.load(resp)
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         try:

@@ -174,7 +174,6 @@ class BridgeShell:
         self.address, self.users, self.key_file, self.production = address, users, key_file, production
         self._ssh: SSH | None = None
         self._lock = threading.Lock()
-        self._sem = threading.BoundedSemaphore(channels)
         self._finished = threading.Condition()  # notified whenever one of our commands ends
         self._in_flight, self._cap = 0, channels
         self.retries = {"channel_refused": 0, "no_exit_status": 0, "reconnect": 0}
@@ -190,6 +189,22 @@ class BridgeShell:
         with self._lock:
             self.retries[what] += 1
 
+    def _take(self, deadline: float) -> None:
+        """Wait for a channel under the learnt limit (at most ``channels``) and hold it."""
+        with self._finished:
+            while self._in_flight >= self._cap:
+                if time.monotonic() > deadline:
+                    raise ChannelRefused(f"{self.address}: no channel free for {self.CHANNEL_WAIT:g} s")
+                self._finished.wait(self.CHANNEL_POLL)
+            self._in_flight += 1
+
+    def _give(self, refused: bool) -> None:
+        with self._finished:
+            if refused:  # the server's real limit: fewer than we held with this attempt
+                self._cap = max(1, self._in_flight - 1)
+            self._in_flight -= 1
+            self._finished.notify_all()
+
     def _once(self, command: str, timeout: float) -> Result:
         """Run on the shared connection. A refused channel teaches the server's real limit
         (sshd MaxSessions, or fewer while it frees closed sessions): later commands wait for
@@ -197,27 +212,20 @@ class BridgeShell:
         reconnected = False
         deadline = time.monotonic() + self.CHANNEL_WAIT
         while True:
-            with self._finished:
-                while self._in_flight >= self._cap:
-                    if time.monotonic() > deadline:
-                        raise ChannelRefused(f"{self.address}: no channel free for {self.CHANNEL_WAIT:g} s")
-                    self._finished.wait(self.CHANNEL_POLL)
-                self._in_flight += 1
-            ssh = self._open()
+            self._take(deadline)
+            ssh: SSH | None = None
+            refused = False
             try:
+                ssh = self._open()
                 return ssh.run(command, timeout=timeout)
             except ChannelRefused:
+                refused = True
                 self._count("channel_refused")
-                with self._finished:
-                    self._cap = max(1, self._in_flight - 1)
-                    self._in_flight -= 1  # this attempt holds no channel: let the others see that
-                    self._finished.wait(self.CHANNEL_POLL)  # until one of ours ends (or sshd catches up)
-                    self._in_flight += 1
                 if time.monotonic() > deadline:
                     raise
             except ConnectError:
-                if ssh.alive() or reconnected:
-                    raise  # the command's own channel failed (timeout): the others are fine
+                if ssh is None or ssh.alive() or reconnected:
+                    raise  # cannot connect, or the command's own channel failed: the others are fine
                 with self._lock:
                     if self._ssh is ssh:
                         ssh.close()
@@ -225,17 +233,17 @@ class BridgeShell:
                 self._count("reconnect")
                 reconnected = True
             finally:
+                self._give(refused)
+            if refused:  # until one of ours ends (or sshd catches up)
                 with self._finished:
-                    self._in_flight -= 1
-                    self._finished.notify_all()
+                    self._finished.wait(self.CHANNEL_POLL)
 
     def run(self, command: str, timeout: float = 30) -> Result:
-        with self._sem:
+        res = self._once(command, timeout)
+        if res.rc == -1:
+            self._count("no_exit_status")
             res = self._once(command, timeout)
-            if res.rc == -1:
-                self._count("no_exit_status")
-                res = self._once(command, timeout)
-            return res
+        return res
 
     def close(self) -> None:
         with self._lock:
