@@ -47,7 +47,8 @@ from typing import Any
 
 T1 = 0.5              # SIP timer T1 (s): INVITE/BYE retransmission starts here and doubles
 RING_TIMEOUT = 25.0   # an endpoint that rings longer is cancelled
-JOIN_TIMEOUT = 10.0   # Janus answers a join within this
+JOIN_TIMEOUT = 20.0   # Janus answers a join within this (its event queue is shared: see _poll)
+MAX_EVENTS = 500     # events per long-poll answer
 PREFERRED = ("PCMU", "PCMA", "opus")  # codecs the bridge answers with, in order of preference
 DEBUG = os.environ.get("PROVNET_BRIDGED_DEBUG") == "1"  # every SIP message to stderr (the journal)
 JANUS_CODEC = {"PCMU": "pcmu", "PCMA": "pcma", "opus": "opus"}
@@ -279,7 +280,10 @@ class Janus:
     def _poll(self) -> None:
         while True:
             try:
-                req = urllib.request.Request(f"{self.url}/{self.session}?maxev=10&apisecret={self.secret}")
+                # Every join is announced to every other participant's handle: a full-province room
+                # queues ~N²/2 events (13,700 for 166 sites) ahead of the join answers we wait for,
+                # so each long-poll takes them in large batches rather than Janus's 10 at a time.
+                req = urllib.request.Request(f"{self.url}/{self.session}?maxev={MAX_EVENTS}&apisecret={self.secret}")
                 with urllib.request.urlopen(req, timeout=40) as resp:
                     data = json.load(resp)
             except (OSError, ValueError):
@@ -394,7 +398,8 @@ class Controller:
         with self.lock:
             self.conferences.pop(room, None)
 
-    def participants(self, room: int) -> list[dict[str, Any]]:
+    def participants(self, room: int, media: bool = True) -> list[dict[str, Any]]:
+        """Every leg with its state; with ``media``, Janus's figures per joined leg (one admin call each)."""
         conf = self.conference(room)
         inroom: dict[int, dict[str, Any]] = {}
         try:
@@ -406,7 +411,7 @@ class Controller:
         for leg in list(conf["legs"].values()):
             row = leg.public()
             media: dict[str, Any] = {}
-            if leg.state == "joined" and leg.handle:
+            if media and leg.state == "joined" and leg.handle:
                 try:
                     info = self.janus.handle_info(leg.handle)
                     rtp = info.get("plain-rtp", {})
@@ -697,7 +702,7 @@ class Api(BaseHTTPRequestHandler):
                 c.end(int(parts[1]))
                 self._answer(200, {"ended": int(parts[1])})
             elif len(parts) == 3 and parts[2] == "participants" and method == "GET":
-                self._answer(200, c.participants(int(parts[1])))
+                self._answer(200, c.participants(int(parts[1]), media="media=0" not in self.path))
             elif len(parts) == 3 and parts[2] == "participants" and method == "POST":
                 leg = c.dial(int(parts[1]), str(body["key"]), str(body["user"]), str(body.get("display", "")),
                              str(body.get("proxy", "")), bool(body.get("muted", False)))

@@ -210,7 +210,7 @@ class Meeting:
             retry_at: dict[str, float] = {}
             started: dict[str, float] = {}
             while True:
-                self.refresh()
+                self.refresh(media=False)  # states only: media figures cost the bridge a query per leg
                 now = time.time()
                 flight = [r for r in todo if r.state in IN_FLIGHT]
                 for r in flight:  # a leg that neither joins nor fails in time is hung up
@@ -247,6 +247,7 @@ class Meeting:
                     break
                 time.sleep(POLL_S)
             self.save()
+        self.refresh()
 
     @staticmethod
     def _safe(fn: Callable[[], Any]) -> None:
@@ -256,20 +257,22 @@ class Meeting:
             pass
 
     @staticmethod
-    def _apply(row: Row, p: Participant) -> None:
+    def _apply(row: Row, p: Participant, media: bool = True) -> None:
         row.state, row.reason, row.attempts = p.state, p.reason, p.attempts
         row.dialed_at, row.joined_at, row.left_at = p.dialed_at, p.joined_at or row.joined_at, p.left_at
-        row.muted, row.media = p.muted, {**p.media, "codec": p.codec} if p.codec else p.media
+        row.muted = p.muted
+        if media:
+            row.media = {**p.media, "codec": p.codec} if p.codec else p.media
         if p.state == "joined" and p.in_room is False and p.media:
             row.reason = "answered, but the bridge does not list it in the room"
 
-    def refresh(self) -> None:
-        """Pull every participant's state and figures from the bridge."""
+    def refresh(self, media: bool = True) -> None:
+        """Pull every participant's state (and, with ``media``, its media figures) from the bridge."""
         if not self.summary.get("conference") or self.summary.get("state") == "ended":
             return
-        for p in self.bridge.participants(self.conference):
+        for p in self.bridge.participants(self.conference, media=media):
             if p.key in self.rows:
-                self._apply(self.rows[p.key], p)
+                self._apply(self.rows[p.key], p, media)
 
     def save(self) -> None:
         for r in self.rows.values():
@@ -314,7 +317,8 @@ class Meeting:
         deadline = time.time() + (join_timeout or self.m.vc.join_timeout_s)
         while r.state in IN_FLIGHT and time.time() < deadline:
             time.sleep(POLL_S)
-            self.refresh()
+            self.refresh(media=False)
+        self.refresh()
         self.save()
         return r
 

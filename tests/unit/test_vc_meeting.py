@@ -193,6 +193,7 @@ class ScriptedBridge(Bridge):
         self.polls: dict[str, int] = {}
         self.dial_order: list[str] = []
         self.max_in_flight = 0
+        self.media_asked: list[bool] = []  # per participants() call: were media figures asked for
         self.ended = False
         self.lock = threading.Lock()
 
@@ -207,7 +208,8 @@ class ScriptedBridge(Bridge):
         self.max_in_flight = max(self.max_in_flight, sum(1 for x in self.legs.values() if x.state == "dialing"))
         return p
 
-    def participants(self, conference: str) -> list[Participant]:
+    def participants(self, conference: str, media: bool = True) -> list[Participant]:
+        self.media_asked.append(media)
         for key, p in self.legs.items():
             if p.state == "dialing":
                 self.polls[key] += 1
@@ -217,7 +219,8 @@ class ScriptedBridge(Bridge):
                     p.reason = "" if p.state == "joined" else "the endpoint refused the call: 486 Busy Here"
                     p.joined_at = 1_000.0 if p.state == "joined" else None
                     p.in_room = p.state == "joined"
-        return [dataclasses.replace(p) for p in self.legs.values()]
+        figures = {"receiving": True} if media else {}
+        return [dataclasses.replace(p, media=figures if p.state == "joined" else {}) for p in self.legs.values()]
 
     def mute(self, conference: str, key: str, muted: bool = True) -> Participant:
         self.legs[key].muted = muted
@@ -253,6 +256,9 @@ def test_dial_out_in_tiers_with_retries_and_a_bound(m: model.Model, store: histo
     assert mt.rows["quan-son"].state == "failed" and mt.rows["quan-son"].attempts == 3  # 1 + 2 retries
     assert "486" in mt.rows["quan-son"].reason
     assert {r.state for s, r in mt.rows.items() if s != "quan-son"} == {"joined"}
+    # the roll-call while dialling reads states only; the media figures are read once everyone settled
+    assert bridge.media_asked[-1] is True and not any(bridge.media_asked[:-1])
+    assert all(r.media == {"receiving": True} for r in mt.rows.values() if r.state == "joined")
     # vc.join_muted: in the lab only the chair's microphone is open on join
     assert {s: p.muted for s, p in bridge.legs.items()} == {s: t != "chair" for s, t in tpl.members}
     # recorded: the meeting is the active one, and survives a reload
