@@ -727,6 +727,8 @@ class Api(BaseHTTPRequestHandler):
             self._answer(404, {"error": str(exc).strip("'\"")})
         except (ValueError, JanusError) as exc:
             self._answer(409, {"error": str(exc)})
+        except OSError as exc:  # Janus's HTTP API timed out or dropped the connection: say so, keep serving
+            self._answer(503, {"error": f"Janus does not answer: {exc}"})
 
     def do_GET(self) -> None:  # noqa: N802
         self._handle("GET")

@@ -209,8 +209,16 @@ class Meeting:
             pending = list(todo)
             retry_at: dict[str, float] = {}
             started: dict[str, float] = {}
+            unread_since: float | None = None
             while True:
-                self.refresh(media=False)  # states only: media figures cost the bridge a query per leg
+                try:
+                    self.refresh(media=False)  # states only: media figures cost the bridge a query per leg
+                    unread_since = None
+                except BridgeError:
+                    # a loaded bridge can miss one roll-call read; the legs keep their last known state
+                    unread_since = unread_since or time.time()
+                    if time.time() - unread_since > join_timeout:
+                        raise
                 now = time.time()
                 flight = [r for r in todo if r.state in IN_FLIGHT]
                 for r in flight:  # a leg that neither joins nor fails in time is hung up
@@ -247,7 +255,7 @@ class Meeting:
                     break
                 time.sleep(POLL_S)
             self.save()
-        self.refresh()
+        self._safe(self.refresh)  # the media figures, once; `meeting status` reads them again
 
     @staticmethod
     def _safe(fn: Callable[[], Any]) -> None:

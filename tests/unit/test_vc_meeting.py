@@ -15,7 +15,7 @@ import pytest
 
 from provnet import history, model, schema, sot
 from provnet.vc import audio, bridged, meeting, meeting_report
-from provnet.vc.bridge import Bridge, Participant
+from provnet.vc.bridge import Bridge, BridgeError, Participant
 
 LAB = Path(__file__).resolve().parents[2] / "inventory" / "lab"
 
@@ -301,3 +301,35 @@ def test_not_ready_sites_are_not_dialled_and_the_report_says_why(m: model.Model,
     csv_text = meeting_report.as_csv(mt)
     assert csv_text.splitlines()[0].startswith("site,site_name,district,tier,verdict")
     assert sum(1 for line in csv_text.splitlines()[1:] if ",left," in line) == len(m.sites) - 1
+
+
+def test_a_missed_roll_call_read_does_not_abandon_the_meeting(m: model.Model, store: history.Store,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(meeting, "POLL_S", 0.0)
+
+    class Flaky(ScriptedBridge):
+        """Every third roll-call read fails, as a bridge host under a full-province meeting's load can."""
+
+        reads = 0
+
+        def participants(self, conference: str, media: bool = True) -> list[Participant]:
+            self.reads += 1
+            if self.reads % 3 == 0:
+                raise BridgeError("bridge controller does not answer (timed out)")
+            return super().participants(conference, media)
+
+    bridge = Flaky({})
+    mt = meeting.Meeting.start(m, meeting.template(m, "toan-tinh"), bridge, store, None, concurrency=4)
+    assert {r.state for r in mt.rows.values()} == {"joined"}
+
+
+def test_a_bridge_that_stops_answering_fails_the_meeting_start(m: model.Model, store: history.Store,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(meeting, "POLL_S", 0.0)
+
+    class Dead(ScriptedBridge):
+        def participants(self, conference: str, media: bool = True) -> list[Participant]:
+            raise BridgeError("bridge controller does not answer (timed out)")
+
+    with pytest.raises(BridgeError, match="does not answer"):
+        meeting.Meeting.start(m, meeting.template(m, "toan-tinh"), Dead({}), store, None, join_timeout=0.05)
