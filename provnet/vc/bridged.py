@@ -45,6 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 T1 = 0.5              # SIP timer T1 (s): INVITE/BYE retransmission starts here and doubles
 RING_TIMEOUT = 25.0   # an endpoint that rings longer is cancelled
@@ -410,9 +411,11 @@ class Controller:
         except JanusError:
             pass
         legs: list[Leg] = list(conf["legs"].values())
-        measured = [leg for leg in legs if media and leg.state == "joined" and leg.handle]
-        with ThreadPoolExecutor(max_workers=MEDIA_QUERIES) as pool:  # a 166-site roll-call: 166 admin queries
-            figures = dict(zip((leg.key for leg in measured), pool.map(self._media, measured)))
+        measured = [leg for leg in legs if leg.state == "joined" and leg.handle] if media else []
+        figures: dict[str, dict[str, Any]] = {}
+        if measured:  # a 166-site roll-call: 166 admin queries, a few at a time
+            with ThreadPoolExecutor(max_workers=MEDIA_QUERIES) as pool:
+                figures = dict(zip((leg.key for leg in measured), pool.map(self._media, measured)))
         out = []
         for leg in legs:
             row = leg.public()
@@ -695,7 +698,9 @@ class Api(BaseHTTPRequestHandler):
         except ValueError:
             self._answer(400, {"error": "the body is not JSON"})
             return
-        parts = [p for p in self.path.split("?")[0].split("/") if p]
+        url = urlsplit(self.path)
+        parts = [p for p in url.path.split("/") if p]
+        query = parse_qs(url.query)
         c = self.controller
         try:
             if parts == ["health"]:
@@ -709,7 +714,7 @@ class Api(BaseHTTPRequestHandler):
                 c.end(int(parts[1]))
                 self._answer(200, {"ended": int(parts[1])})
             elif len(parts) == 3 and parts[2] == "participants" and method == "GET":
-                self._answer(200, c.participants(int(parts[1]), media="media=0" not in self.path))
+                self._answer(200, c.participants(int(parts[1]), media=query.get("media", ["1"])[0] != "0"))
             elif len(parts) == 3 and parts[2] == "participants" and method == "POST":
                 leg = c.dial(int(parts[1]), str(body["key"]), str(body["user"]), str(body.get("display", "")),
                              str(body.get("proxy", "")), bool(body.get("muted", False)))

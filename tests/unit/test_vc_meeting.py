@@ -333,3 +333,27 @@ def test_a_bridge_that_stops_answering_fails_the_meeting_start(m: model.Model, s
 
     with pytest.raises(BridgeError, match="does not answer"):
         meeting.Meeting.start(m, meeting.template(m, "toan-tinh"), Dead({}), store, None, join_timeout=0.05)
+
+
+def test_the_controller_reads_media_figures_only_when_asked() -> None:
+    class FakeJanus:
+        def __init__(self) -> None:
+            self.infos: list[int] = []
+
+        def request(self, body: dict[str, Any], handle: int | None = None) -> dict[str, Any]:
+            return {"participants": [{"id": 7}]}
+
+        def handle_info(self, handle: int) -> dict[str, Any]:
+            self.infos.append(handle)
+            return {"plain-rtp": {"remote-ssrc": 1, "local-port": 10002}, "active": True}
+
+    c = object.__new__(bridged.Controller)  # no SIP socket: only the roll-call is exercised
+    c.janus, c.lock = FakeJanus(), threading.RLock()  # type: ignore[assignment]
+    joined = bridged.Leg(key="chi-lang", user="u", display="d", room=1, state="joined", handle=3, participant=7)
+    ringing = bridged.Leg(key="cao-loc", user="u", display="d", room=1, state="ringing", handle=4)
+    c.conferences = {1: {"legs": {"chi-lang": joined, "cao-loc": ringing}}}
+    rows = {r["key"]: r for r in c.participants(1, media=False)}
+    assert c.janus.infos == [] and rows["chi-lang"]["media"] == {} and rows["chi-lang"]["in_room"]
+    rows = {r["key"]: r for r in c.participants(1)}
+    assert c.janus.infos == [3] and rows["cao-loc"]["media"] == {} and not rows["cao-loc"]["in_room"]
+    assert rows["chi-lang"]["media"]["receiving"] and rows["chi-lang"]["media"]["local_port"] == 10002
