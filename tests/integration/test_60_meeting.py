@@ -190,3 +190,32 @@ def test_playbook_runs_the_same_code(lab: model.Model) -> None:
                              timeout=300)
     assert end.returncode == 0, end.stdout[-3000:]
     assert lab_bridge(lab).conferences() == []
+
+
+def test_the_controller_comes_back_after_janus_dies(lab: model.Model) -> None:
+    """Janus crashing (seen once under a 166-site hang-up storm) must not leave the bridge without its controller."""
+    host = lab.services["bridge"]
+
+    def main_pid(unit: str) -> str:
+        res = province.ssh_run(lab, host, f"systemctl show -p MainPID --value {unit}")
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip()
+
+    before = main_pid("provnet-bridged")
+    assert before != "0"
+    killed = province.ssh_run(lab, host, "kill -KILL $(systemctl show -p MainPID --value janus)")
+    assert killed.returncode == 0, killed.stderr
+    bridge = lab_bridge(lab)
+    deadline = time.monotonic() + 90
+    healthy, after = False, before
+    while time.monotonic() < deadline and not healthy:
+        time.sleep(2)
+        after = main_pid("provnet-bridged")
+        if after not in ("0", before):
+            try:
+                healthy = bool(bridge.health()["ok"])
+            except Exception:  # the controller is still starting or Janus is not answering yet
+                healthy = False
+    assert after not in ("0", before), "provnet-bridged was not restarted after Janus died"
+    assert healthy, "the bridge did not answer /health within 90 s of Janus dying"
+    assert bridge.conferences() == [] and bridge.janus_rooms() == {}
