@@ -190,6 +190,9 @@ class Vc(Strict):
     join_muted: list[Literal["chair", "district", "commune"]] = Field(default_factory=lambda: ["commune"])
     chair_tone_hz: int = Field(default=1000, ge=10, le=20000)    # lab endpoints: the chair's sine
     tone_hz: int = Field(default=440, ge=10, le=20000)           # lab endpoints: everyone else's
+    # sites whose lab endpoint records every call (baresip sndfile): listeners for tests. The rest
+    # play what they receive into /dev/null — 166 endpoints writing WAV files load a meeting.
+    recorders: list[str] = Field(default_factory=list)
     meetings: dict[str, MeetingDef] = Field(default_factory=dict)
     probe_slots: int = Field(default=4, ge=1, le=64)             # readiness test calls at once (vc_probe)
     audio_codecs: list[str] = Field(default_factory=lambda: ["PCMU", "PCMA", "opus/48000/2"])

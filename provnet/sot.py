@@ -313,6 +313,7 @@ def check(src: Source, prov_shown: str, site_shown: dict[str, str]) -> list[Prob
                     f"use one of: {', '.join(p.dc.zones)}"))
     site_slugs = {st.slug for st in src.sites}
     vc_refs = [("vc.chair", p.vc.chair)] if p.vc.chair else []
+    vc_refs += [("vc.recorders", slug) for slug in p.vc.recorders]
     for mname, meeting in p.vc.meetings.items():
         if not schema.SLUG.match(mname) or mname == "toan-tinh" or mname.startswith("huyen-"):
             add(Problem(prov_shown, f"vc.meetings.{mname}", "name is not a free lowercase ASCII slug",

@@ -2,8 +2,8 @@
 
 Runs after test_50_readiness on the converged lab. The chair's endpoint (vc.chair, Đồng Đăng)
 plays vc.chair_tone_hz (1 kHz), every other endpoint vc.tone_hz (440 Hz); Chi Lăng's endpoint
-records what it receives (baresip's sndfile module). The mix is proven by the spectrum of that
-recording, not by packet counters.
+(vc.recorders) records what it receives (baresip's sndfile module). The mix is proven by the
+spectrum of that recording, not by packet counters.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PROVNET = str(BIN / "provnet")
-RECORDER = "chi-lang"
 
 
 def meeting(*args: str, timeout: float = 600) -> tuple[int, Any]:
@@ -48,7 +47,7 @@ def states(data: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 def received(m: model.Model, seconds: float = 1.5) -> audio.Pcm:
     """The last seconds of what the recorder endpoint decoded in its current call."""
-    host = f"{RECORDER}-vc"
+    host = f"{m.vc.recorders[0]}-vc"  # the lab's listener (vc.recorders in province.yml)
     cmd = "f=$(ls -t /var/lib/baresip/recordings/*-dec.wav | head -1) && base64 -w0 \"$f\""
     res = province.ssh_run(m, host, cmd)
     assert res.returncode == 0, res.stderr

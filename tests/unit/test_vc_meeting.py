@@ -76,6 +76,28 @@ def test_a_meeting_naming_a_missing_site_fails_validation() -> None:
     assert ("vc.meetings.giao-ban.sites", "site 'xa-ma' does not exist") in problems
 
 
+def test_validation_names_an_unknown_recorder() -> None:
+    src = sot.read(LAB)
+    vc = src.province.vc.model_copy(update={"recorders": ["chi-lang", "xa-khong-co"]})
+    bad = dataclasses.replace(src, province=src.province.model_copy(update={"vc": vc}))
+    problems = {(p.obj, p.message) for p in sot.check(bad, "province.yml", {})}
+    assert ("vc.recorders", "site 'xa-khong-co' does not exist") in problems
+    assert not any("'chi-lang'" in msg for _, msg in problems)
+
+
+def test_only_recorder_endpoints_record_their_calls(m: model.Model) -> None:
+    from provnet import render
+
+    assert m.vc.recorders == ["chi-lang"]
+    (recorder,) = render.render_device(m, "chi-lang-vc")
+    (other,) = render.render_device(m, "dong-dang-vc")
+    rec, oth = recorder.text(), other.text()
+    assert "module\t\t\tsndfile.so" in rec and "snd_path\t\t/var/lib/baresip/recordings" in rec
+    assert "aufile,/var/lib/baresip/received.wav" in rec
+    assert "sndfile" not in oth and "snd_path" not in oth
+    assert "audio_player\t\taufile,/dev/null" in oth
+
+
 def test_the_chair_endpoint_plays_its_own_tone(m: model.Model) -> None:
     from provnet import hostvars
 
