@@ -69,6 +69,12 @@ print(round(100 * (t1 - t0) / os.sysconf('SC_CLK_TCK') / (w1 - w0), 1), round(rs
 """
 
 
+def host_cpu() -> list[int]:
+    """This machine's CPU ticks: user+nice, system, irq+softirq, idle+iowait (it also runs the lab)."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return [f[0] + f[1], f[2], f[5] + f[6], f[3] + f[4]]
+
+
 def run(argv: list[str], timeout: float = 3600) -> tuple[float, int, str]:
     t = time.perf_counter()
     proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=timeout)
@@ -96,8 +102,13 @@ def one(m: model.Model, inv: Path, extra: list[str], sample: bool) -> dict[str, 
         bridge = m.services["bridge"]
         code = base64.b64encode(SAMPLE.replace("HOLD", str(HOLD)).encode()).decode()
         # base64: the script survives any quoting (sudo sh -c once the node runs as the admin)
+        before = host_cpu()
         res = province.ssh_run(m, bridge, f"python3 -c 'import base64;exec(base64.b64decode(\"{code}\"))'",
                                timeout=HOLD + 30)
+        spent = [b - a for a, b in zip(before, host_cpu())]
+        out["host_during_hold"] = {"load_1min": float(Path("/proc/loadavg").read_text().split()[0]),
+                                   **{k: round(100 * v / (sum(spent) or 1)) for k, v in
+                                      zip(("user_pct", "system_pct", "irq_pct", "idle_pct"), spent)}}
         if res.returncode != 0 or len(res.stdout.split()) != 2:
             raise SystemExit(f"bridge sampler failed (exit {res.returncode}): {res.stderr[-500:]}")
         cpu, mem = res.stdout.split()
@@ -146,6 +157,10 @@ def main() -> None:
     runs = results["runs"]
     med = {k: statistics.median(r[k] for r in runs) for k in
            ("start_to_all_joined_s", "dial_phase_s", "joined", "bridge_cpu_pct_of_one_core", "bridge_rss_mib")}
+    holds = [r["host_during_hold"] for r in runs if "host_during_hold" in r]
+    if holds:
+        med["host_load_1min"] = statistics.median(h["load_1min"] for h in holds)
+        med["host_idle_pct"] = statistics.median(h["idle_pct"] for h in holds)
     results["median"] = med
     save()
     serial = results["one_call_at_a_time"] = one(m, inv, ["--concurrency", "1"], sample=False)
@@ -158,7 +173,9 @@ def main() -> None:
         f"**{med['start_to_all_joined_s']} s** ({med['joined']} of {SITES} joined), dial phase "
         f"{med['dial_phase_s']} s; one call at a time: {serial['dial_phase_s']} s (×{results['dial_ratio']}). "
         f"Bridge host (Janus + provnet-bridged) with everyone in the room: "
-        f"{med['bridge_cpu_pct_of_one_core']} % of one core, {med['bridge_rss_mib']} MiB resident.\n\n"
+        f"{med['bridge_cpu_pct_of_one_core']} % of one core, {med['bridge_rss_mib']} MiB resident; this "
+        f"machine (controller and every lab node) meanwhile: load {med.get('host_load_1min')}, "
+        f"{med.get('host_idle_pct')} % idle.\n\n"
         f"```json\n{json.dumps(results, indent=2, ensure_ascii=False)}\n```\n")
     print(json.dumps(results, indent=2, ensure_ascii=False))
 
