@@ -35,7 +35,7 @@ class ActionModule(ActionBase):
         inv = task_vars.get("inventory_dir")
         try:
             m = model.load_cached(inv)
-            ctx = device.Context.build(m, args.get("ticket", ""))
+            ctx = device.Context.build(m, args.get("ticket", ""), loaded=self._loaded_vault(task_vars))
             res = device.converge(ctx, host, commit=not self._play_context.check_mode,
                                   revert_in=args.get("revert_in", 60),
                                   platforms=tuple(args["platforms"]) if args.get("platforms") else None)
@@ -53,3 +53,15 @@ class ActionModule(ActionBase):
             result["diff"] = [{"before_header": f"{host} running", "after_header": f"{host} intended",
                                "prepared": d} for d in diffs]
         return result
+
+    @staticmethod
+    def _loaded_vault(task_vars: dict) -> dict | None:  # type: ignore[type-arg]
+        """The vault values playbooks/tasks/vault.yml opened once for this run, when it ran.
+
+        Each host's task runs in a forked worker: without them every device decrypts the vault again.
+        """
+        try:
+            loaded = task_vars["hostvars"]["localhost"]["_provnet_vault"]
+        except Exception:  # not opened in this run (a play without tasks/vault.yml): Context decrypts it
+            return None
+        return dict(loaded) if isinstance(loaded, dict) else None

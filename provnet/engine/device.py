@@ -10,6 +10,7 @@ import getpass
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,8 +61,14 @@ class Context:
     user: str = field(default_factory=lambda: os.environ.get("SUDO_USER") or getpass.getuser())
 
     @classmethod
-    def build(cls, m: Model, ticket: str = "") -> "Context":
-        values = secrets.ensure(m)
+    def build(cls, m: Model, ticket: str = "", loaded: Mapping[str, str] | None = None) -> "Context":
+        """``loaded``: the vault's values already opened by the caller (a playbook run opens it once;
+        the engine's Ansible action gets them from there instead of decrypting the vault per host)."""
+        names = m.secret_refs()
+        if loaded is not None and all(isinstance(loaded.get(n), str) for n in names):
+            values = {n: str(loaded[n]) for n in names}
+        else:
+            values = secrets.ensure(m)
         home = secrets.home()
         backup = Path(os.environ.get("PROVNET_BACKUP_DIR", Path.cwd() / "backups"))
         return cls(m, values, secrets.Masker(values), backup, home / "audit.log", ticket)

@@ -44,3 +44,21 @@ def test_production_vault_is_never_invented(tmp_path: Path, monkeypatch: pytest.
 def test_masker_hides_every_value() -> None:
     mask = secrets.Masker({"a": "s3cret-value", "b": "other"})
     assert mask("pw=s3cret-value other") == f"pw={secrets.MASK} {secrets.MASK}"
+
+
+def test_engine_context_takes_the_runs_opened_vault(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from provnet.engine import device
+
+    monkeypatch.setenv("PROVNET_HOME", str(tmp_path))
+    m = model.load(REPO / "inventory" / "lab")
+    values = secrets.ensure(m)
+    opened = {**values, "something_else": "x"}
+    calls: list[int] = []
+    real = secrets.ensure
+    monkeypatch.setattr(secrets, "ensure", lambda model_: calls.append(1) or real(model_))
+    ctx = device.Context.build(m, loaded=opened)
+    assert ctx.secrets == values and calls == []           # no second decryption
+    assert ctx.mask(f"pw {values['admin_password']}") == f"pw {secrets.MASK}"
+    incomplete = {k: v for k, v in values.items() if k != "admin_password"}
+    assert device.Context.build(m, loaded=incomplete).secrets == values and calls == [1]
+    assert device.Context.build(m).secrets == values and calls == [1, 1]
