@@ -250,20 +250,20 @@ def prose(r: dict[str, Any]) -> list[str]:
     if ratio:
         out.append(f"Tuned ÷ Mitogen: {ratio['first']}× first run, {ratio['second']}× second run.")
     v = r.get("verify")
-    if v and "compare" not in v:
+    if v:
         full = v["provnet_verify_all"]
-        out.append(f"**provnet verify --all** (pytest-xdist, 4 workers, one SSH connection per host) over "
-                   f"{full['sites']} sites: median {full['median_s']} s (runs {full['runs_s']}, exit {full['exit']}). "
-                   f"No comparison with the plain alternative in this run (see the notes).")
-    elif v:
-        full, cmp_ = v["provnet_verify_all"], v["compare"]
-        plain = cmp_["plain_pytest_serial_testinfra_defaults"]
-        out.append(f"**provnet verify --all** (pytest-xdist, 4 workers, one SSH connection per host) over "
-                   f"{full['sites']} sites: median {full['median_s']} s (runs {full['runs_s']}, exit {full['exit']}). "
-                   f"On the first {cmp_['sites']} sites (a subset inventory against the same lab), provnet verify "
-                   f"took {cmp_['provnet_verify']['median_s']} s and the plain alternative — `pytest tests/sites`, "
-                   f"serial, testinfra/Ansible defaults, one SSH connection per command — "
-                   f"{plain['median_s']} s (outcome {plain.get('outcome')}): **{cmp_['ratio']}×**.")
+        text = (f"**provnet verify --all** (pytest-xdist, 4 workers, one SSH connection per host) over "
+                f"{full['sites']} sites: median {full['median_s']} s (runs {full['runs_s']}, exit {full['exit']}). ")
+        cmp_ = v.get("compare")
+        if cmp_:
+            plain = cmp_["plain_pytest_serial_testinfra_defaults"]
+            text += (f"On the first {cmp_['sites']} sites (a subset inventory against the same lab), provnet verify "
+                     f"took {cmp_['provnet_verify']['median_s']} s and the plain alternative — `pytest tests/sites`, "
+                     f"serial, testinfra/Ansible defaults, one SSH connection per command — "
+                     f"{plain['median_s']} s (outcome {plain.get('outcome')}): **{cmp_['ratio']}×**.")
+        else:
+            text += "No comparison with the plain alternative in this run (see the notes)."
+        out.append(text)
     rd = r.get("readiness")
     if rd:
         for label, name in (("layers_1_5", "layers 1–5 (`--until signalling`)"), ("full_ladder", "full ladder")):
