@@ -72,7 +72,8 @@ def device_vars(m: Model, dev: Device) -> dict[str, Any]:
                        "audio_codecs": list(m.vc.audio_codecs), "video_codecs": list(m.vc.video_codecs),
                        # the lab endpoints' synthetic microphone: the chair's sine differs from the rest
                        "tone_hz": m.vc.chair_tone_hz if dev.site and dev.site == m.vc.chair else m.vc.tone_hz,
-                       "records": bool(dev.site and dev.site in m.vc.recorders)},
+                       "records": bool(dev.site and dev.site in m.vc.recorders),
+                       "endpoint_nice": m.vc.endpoint_nice},
         "provnet_admin_user": m.credentials["admin_user"],
         # every site's addresses lie in these (loopback pool + VLAN pools): what DC services admit
         "provnet_sip_domain": m.sip_domain,

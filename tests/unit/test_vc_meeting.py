@@ -106,6 +106,24 @@ def test_the_chair_endpoint_plays_its_own_tone(m: model.Model) -> None:
     assert m.vc.chair_tone_hz != m.vc.tone_hz
 
 
+def test_lab_endpoints_yield_the_cpu_to_the_dc(m: model.Model) -> None:
+    """vc.endpoint_nice reaches baresip.service as Nice= (the lab: 10); 0 writes no Nice= line."""
+    import jinja2
+
+    from provnet import hostvars
+
+    assert m.vc.endpoint_nice == 10
+    assert hostvars.device_vars(m, m.devices["chi-lang-vc"])["provnet_vc"]["endpoint_nice"] == 10
+    unit = Path(__file__).resolve().parents[2] / "roles/vc_endpoint/templates/baresip.service.j2"
+    template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(unit.read_text())
+    base = {"ansible_managed": "x", "vc_endpoint_config_dir": "/etc/provnet/baresip", "vc_endpoint_user": "baresip",
+            "vc_endpoint_group": "baresip", "vc_endpoint_home": "/var/lib/baresip"}
+    assert "\nNice=10\n" in template.render(**base, vc_endpoint_nice="10")  # Ansible hands the default as text
+    assert "Nice=" not in template.render(**base, vc_endpoint_nice=0)
+    with pytest.raises(ValueError, match="endpoint_nice"):
+        schema.Vc(endpoint_nice=20)
+
+
 def test_parse_at_accepts_clock_and_iso() -> None:
     from datetime import datetime
 
