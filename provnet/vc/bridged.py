@@ -42,6 +42,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -206,6 +207,48 @@ def _branch() -> str:
 # ---------------------------------------------------------------------------- Janus HTTP API
 
 
+class Membership:
+    """Joins of a room run together; a participant leaves (kick, detach) or a room is destroyed alone.
+
+    Janus 1.1's AudioBridge tells every participant about a join while a concurrent leave can
+    clear the room it walks (meetecho/janus-gateway#3588): at 166 sites the lab's Janus 1.1.2
+    died of SIGSEGV with five handles detached in the second of a join. A waiting leave holds
+    back new joins, so hang-ups are not starved by a dial-out in progress.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._joins = 0
+        self._leaves_waiting = 0
+        self._leaving = False
+
+    @contextmanager
+    def join(self) -> Any:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._leaving and not self._leaves_waiting)
+            self._joins += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._joins -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def leave(self) -> Any:
+        with self._cond:
+            self._leaves_waiting += 1
+            self._cond.wait_for(lambda: not self._leaving and not self._joins)
+            self._leaves_waiting -= 1
+            self._leaving = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._leaving = False
+                self._cond.notify_all()
+
+
 class JanusError(RuntimeError):
     pass
 
@@ -365,6 +408,7 @@ class Controller:
         self.legs: dict[str, Leg] = {}           # by Call-ID
         self.conferences: dict[int, dict[str, Any]] = {}
         self.lock = threading.RLock()
+        self.membership = Membership()
         threading.Thread(target=self._receive, daemon=True).start()
 
     # -- conferences
@@ -392,7 +436,8 @@ class Controller:
         with ThreadPoolExecutor(max_workers=HANGUPS) as pool:
             list(pool.map(lambda leg: self.hangup(leg, "dropped", "meeting ended"), legs))
         try:
-            self.janus.request({"request": "destroy", "room": room, "secret": conf["secret"]})
+            with self.membership.leave():
+                self.janus.request({"request": "destroy", "room": room, "secret": conf["secret"]})
         except JanusError as exc:
             if "No such room" not in str(exc):
                 raise
@@ -554,9 +599,10 @@ class Controller:
             rtp: dict[str, Any] = {"ip": offer.address, "port": offer.audio_port}
             if codec == "opus":
                 rtp["payload_type"] = offer.codecs[codec]
-            joined = self.janus.request_async({"request": "join", "room": leg.room, "display": leg.display,
-                                               "codec": JANUS_CODEC[codec], "rtp": rtp, "muted": leg.muted},
-                                              leg.handle)
+            with self.membership.join():
+                joined = self.janus.request_async({"request": "join", "room": leg.room, "display": leg.display,
+                                                   "codec": JANUS_CODEC[codec], "rtp": rtp, "muted": leg.muted},
+                                                  leg.handle)
             leg.participant = int(joined["id"])
             mine = joined.get("rtp", {})
             ip, port = mine.get("ip") or self.media_ip, int(mine["port"])
@@ -603,15 +649,16 @@ class Controller:
         self._leave(leg)
 
     def _leave(self, leg: Leg) -> None:
-        if leg.participant:
-            try:
-                self.janus.request({"request": "kick", "room": leg.room, "id": leg.participant,
-                                    "secret": self.conference(leg.room)["secret"]})
-            except (JanusError, KeyError, OSError):
-                pass
-        if leg.handle:
-            self.janus.detach(leg.handle)
-            leg.handle = 0
+        with self.membership.leave():
+            if leg.participant:
+                try:
+                    self.janus.request({"request": "kick", "room": leg.room, "id": leg.participant,
+                                        "secret": self.conference(leg.room)["secret"]})
+                except (JanusError, KeyError, OSError):
+                    pass
+            if leg.handle:
+                self.janus.detach(leg.handle)
+                leg.handle = 0
 
     def _receive(self) -> None:
         while True:

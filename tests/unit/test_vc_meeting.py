@@ -159,6 +159,43 @@ def test_answer_points_audio_at_the_room_and_declines_video() -> None:
     assert [ln[:7] for ln in lines if ln.startswith("m=")] == ["m=audio", "m=video"]
 
 
+def test_a_leave_waits_for_joins_in_flight_and_holds_back_new_ones() -> None:
+    """Janus 1.1 AudioBridge crashes on a leave during a join (janus-gateway#3588): never both at once."""
+    gate = bridged.Membership()
+    events: list[str] = []
+    release_joins, left = threading.Event(), threading.Event()
+    inside = threading.Barrier(3)
+
+    def join(name: str) -> None:
+        with gate.join():
+            events.append(f"{name} in")
+            inside.wait(timeout=5)  # both joins are inside together
+            release_joins.wait(timeout=5)
+            events.append(f"{name} out")
+
+    def leave() -> None:
+        with gate.leave():
+            events.append("leave")
+        left.set()
+
+    joins = [threading.Thread(target=join, args=(n,)) for n in ("a", "b")]
+    for t in joins:
+        t.start()
+    inside.wait(timeout=5)
+    leaver = threading.Thread(target=leave)
+    leaver.start()
+    late = threading.Thread(target=lambda: (gate.join().__enter__(), events.append("late in")))
+    assert not left.wait(timeout=0.3), "the leave ran while two joins were in flight"
+    late.start()
+    late.join(timeout=0.3)
+    assert late.is_alive(), "a new join started while a leave was waiting"
+    release_joins.set()
+    for t in (*joins, leaver, late):
+        t.join(timeout=5)
+    assert events.index("leave") > max(events.index("a out"), events.index("b out"))
+    assert events.index("late in") > events.index("leave")
+
+
 def test_no_common_codec_is_a_clear_error() -> None:
     offer = bridged.Offer("198.18.64.98", 4000, {"G729": 18}, [("audio", "18")])
     with pytest.raises(ValueError, match="no common audio codec.*G729"):
