@@ -191,11 +191,11 @@ class Vc(Strict):
     chair_tone_hz: int = Field(default=1000, ge=10, le=20000)    # lab endpoints: the chair's sine
     tone_hz: int = Field(default=440, ge=10, le=20000)           # lab endpoints: everyone else's
     # sites whose lab endpoint records every call (baresip sndfile): listeners for tests. The rest
-    # play what they receive into /dev/null — 166 endpoints writing WAV files load a meeting.
+    # only decode what they receive — 166 endpoints writing WAV files load a meeting.
     recorders: list[str] = Field(default_factory=list)
     # baresip's scheduling niceness (systemd Nice=) on the endpoints the vc_endpoint role runs. A lab
     # runs every synthetic endpoint on the same CPUs as the bridge, registrar and routers, which
-    # production gives their own hardware: the lab inventories set 10 so those go first.
+    # production gives their own hardware: inventory/thanhhoa-lab (166 sites) sets 10 so those go first.
     endpoint_nice: int = Field(default=0, ge=0, le=19)
     meetings: dict[str, MeetingDef] = Field(default_factory=dict)
     probe_slots: int = Field(default=4, ge=1, le=64)             # readiness test calls at once (vc_probe)
