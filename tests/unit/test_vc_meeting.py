@@ -106,19 +106,19 @@ def test_the_chair_endpoint_plays_its_own_tone(m: model.Model) -> None:
 
 
 def test_lab_endpoints_yield_the_cpu_to_the_dc(m: model.Model) -> None:
-    """vc.endpoint_nice reaches baresip.service as Nice= (the lab: 10); 0 writes no Nice= line."""
+    """vc.endpoint_nice reaches baresip.service as Nice= (thanhhoa-lab: 10); 0 writes no Nice= line."""
     import jinja2
+    import yaml
 
     from provnet import hostvars
 
-    import yaml
-
-    full = yaml.safe_load((Path(__file__).resolve().parents[2] / "inventory/thanhhoa-lab/province.yml").read_text())
+    repo = Path(__file__).resolve().parents[2]
+    full = yaml.safe_load((repo / "inventory/thanhhoa-lab/province.yml").read_text())
     assert full["vc"]["endpoint_nice"] == 10  # the full-scale lab: 166 endpoints on 2 vCPUs
     assert m.vc.endpoint_nice == 0  # the 7-site lab: the CPU is not short
     yielding = dataclasses.replace(m, vc=m.vc.model_copy(update={"endpoint_nice": 10}))
     assert hostvars.device_vars(yielding, m.devices["chi-lang-vc"])["provnet_vc"]["endpoint_nice"] == 10
-    unit = Path(__file__).resolve().parents[2] / "roles/vc_endpoint/templates/baresip.service.j2"
+    unit = repo / "roles/vc_endpoint/templates/baresip.service.j2"
     template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(unit.read_text())
     base = {"ansible_managed": "x", "vc_endpoint_config_dir": "/etc/provnet/baresip", "vc_endpoint_user": "baresip",
             "vc_endpoint_group": "baresip", "vc_endpoint_home": "/var/lib/baresip"}
