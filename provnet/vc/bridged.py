@@ -51,6 +51,7 @@ from urllib.parse import parse_qs, urlsplit
 T1 = 0.5              # SIP timer T1 (s): INVITE/BYE retransmission starts here and doubles
 RING_TIMEOUT = 25.0   # an endpoint that rings longer is cancelled
 JOIN_TIMEOUT = 20.0   # Janus answers a join within this (its event queue is shared: see _poll)
+LATE_JOIN_TIMEOUT = 300.0  # after that, how long a failed leg still waits for its join before leaving
 MAX_EVENTS = 500     # events per long-poll answer
 MEDIA_QUERIES = 8    # Janus admin queries in flight when a roll-call asks for media figures
 HANGUPS = 16         # legs hung up at once by `end` (Janus 1.1.2 crashed on 166 leaves at once)
@@ -234,6 +235,16 @@ class Membership:
                 self._joins -= 1
                 self._cond.notify_all()
 
+    def hold(self) -> None:
+        """A join Janus has queued but not answered (JanusPending) counts as in flight until `release`."""
+        with self._cond:
+            self._joins += 1
+
+    def release(self) -> None:
+        with self._cond:
+            self._joins -= 1
+            self._cond.notify_all()
+
     @contextmanager
     def leave(self) -> Any:
         with self._cond:
@@ -251,6 +262,20 @@ class Membership:
 
 class JanusError(RuntimeError):
     pass
+
+
+class JanusPending(JanusError):
+    """An asynchronous request (a join) Janus has queued but not answered in time.
+
+    The AudioBridge runs joins from one queue; detaching a handle whose join is still queued
+    killed Janus 1.1.2 (SIGSEGV, twice at 166 sites, right after the handles of timed-out joins
+    were detached). The waiter stays registered so the late answer can still be taken
+    (`Janus.settle`) before the handle is let go.
+    """
+
+    def __init__(self, message: str, tx: str, answer: "queue.Queue[dict[str, Any]]") -> None:
+        super().__init__(message)
+        self.tx, self.answer = tx, answer
 
 
 class Janus:
@@ -306,16 +331,33 @@ class Janus:
         try:
             self._post(f"{self.url}/{self.session}/{handle}",
                        {"janus": "message", "body": body, "apisecret": self.secret, "transaction": tx})
+        except BaseException:
+            self._forget(tx)
+            raise
+        try:
             event = q.get(timeout=timeout)
-        except queue.Empty:
-            raise JanusError(f"AudioBridge {body.get('request')}: no answer within {timeout:.0f} s") from None
-        finally:
-            with self._lock:
-                self._waiting.pop(tx, None)
+        except queue.Empty:  # queued in Janus, not refused: keep listening (see JanusPending)
+            raise JanusPending(f"AudioBridge {body.get('request')}: no answer within {timeout:.0f} s", tx, q) from None
+        self._forget(tx)
         out: dict[str, Any] = event.get("plugindata", {}).get("data", {})
         if "error" in out:
             raise JanusError(f"AudioBridge {body.get('request')}: {out['error']} (code {out.get('error_code')})")
         return out
+
+    def settle(self, pending: JanusPending, timeout: float) -> dict[str, Any] | None:
+        """The late answer to a pending request (the plugin's data), or None if none came in time."""
+        try:
+            event = pending.answer.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        finally:
+            self._forget(pending.tx)
+        out: dict[str, Any] = event.get("plugindata", {}).get("data", {})
+        return out
+
+    def _forget(self, tx: str) -> None:
+        with self._lock:
+            self._waiting.pop(tx, None)
 
     def handle_info(self, handle: int) -> dict[str, Any]:
         """Janus's admin view of a handle: the AudioBridge's participant figures."""
@@ -387,6 +429,7 @@ class Leg:
     joined_at: float | None = None
     left_at: float | None = None
     attempts: int = 0
+    pending: JanusPending | None = field(default=None, repr=False)  # a join Janus has not answered yet
     events: "queue.Queue[SipMessage]" = field(default_factory=queue.Queue, repr=False)
 
     def public(self) -> dict[str, Any]:
@@ -600,9 +643,14 @@ class Controller:
             if codec == "opus":
                 rtp["payload_type"] = offer.codecs[codec]
             with self.membership.join():
-                joined = self.janus.request_async({"request": "join", "room": leg.room, "display": leg.display,
-                                                   "codec": JANUS_CODEC[codec], "rtp": rtp, "muted": leg.muted},
-                                                  leg.handle)
+                try:
+                    joined = self.janus.request_async({"request": "join", "room": leg.room, "display": leg.display,
+                                                       "codec": JANUS_CODEC[codec], "rtp": rtp, "muted": leg.muted},
+                                                      leg.handle)
+                except JanusPending as pending:
+                    self.membership.hold()  # still a join in Janus's queue: no leave may overlap it
+                    leg.pending = pending
+                    raise
             leg.participant = int(joined["id"])
             mine = joined.get("rtp", {})
             ip, port = mine.get("ip") or self.media_ip, int(mine["port"])
@@ -649,6 +697,19 @@ class Controller:
         self._leave(leg)
 
     def _leave(self, leg: Leg) -> None:
+        if leg.pending is not None:
+            # Wait for Janus to run the queued join before touching its handle; with no answer
+            # at all, keep the handle (it goes with the session) rather than detach under a join.
+            try:
+                late = self.janus.settle(leg.pending, LATE_JOIN_TIMEOUT)
+            finally:
+                leg.pending = None
+                self.membership.release()
+            if late is None:
+                leg.handle = 0
+                return
+            if "id" in late:
+                leg.participant = int(late["id"])
         with self.membership.leave():
             if leg.participant:
                 try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import math
+import queue
 import struct
 import threading
 import wave
@@ -199,6 +200,75 @@ def test_a_leave_waits_for_joins_in_flight_and_holds_back_new_ones() -> None:
         t.join(timeout=5)
     assert events.index("leave") > max(events.index("a out"), events.index("b out"))
     assert events.index("late in") > events.index("leave")
+
+
+def test_a_join_janus_answers_late_is_still_heard() -> None:
+    """A join that times out is queued in Janus, not refused: its answer is still collected."""
+    janus = bridged.Janus("http://198.18.9.13:8088/janus", "http://198.18.9.13:7088/admin", "s")
+    posted: list[dict[str, Any]] = []
+    janus._post = lambda url, body, timeout=10: posted.append(body) or {}  # type: ignore[method-assign]
+    with pytest.raises(bridged.JanusPending, match="join: no answer within 0 s") as caught:
+        janus.request_async({"request": "join", "room": 1}, handle=5, timeout=0.05)
+    pending = caught.value
+    assert pending.tx == posted[0]["transaction"] and pending.tx in janus._waiting  # still listening
+    janus._waiting[pending.tx].put({"janus": "event", "plugindata": {"data": {"audiobridge": "joined", "id": 42}}})
+    assert janus.settle(pending, timeout=1) == {"audiobridge": "joined", "id": 42}
+    assert pending.tx not in janus._waiting
+    with pytest.raises(bridged.JanusPending) as caught:
+        janus.request_async({"request": "join", "room": 1}, handle=6, timeout=0.01)
+    assert janus.settle(caught.value, timeout=0.01) is None and not janus._waiting
+
+
+class _RecordingJanus:
+    def __init__(self, late: dict[str, Any] | None) -> None:
+        self.late, self.calls = late, []  # type: ignore[var-annotated]
+
+    def settle(self, pending: bridged.JanusPending, timeout: float) -> dict[str, Any] | None:
+        self.calls.append("settle")
+        return self.late
+
+    def request(self, body: dict[str, Any], handle: int | None = None) -> dict[str, Any]:
+        self.calls.append(f"{body['request']} {body['id']}")
+        return {}
+
+    def detach(self, handle: int) -> None:
+        self.calls.append(f"detach {handle}")
+
+
+@pytest.mark.parametrize("late, calls", [
+    ({"audiobridge": "joined", "id": 42}, ["settle", "kick 42", "detach 5"]),  # joined late: kick, then let go
+    ({"error": "No such room"}, ["settle", "detach 5"]),                     # refused late: only let go
+    (None, ["settle"]),                                                      # never answered: never detach
+])
+def test_a_failed_leg_never_detaches_a_handle_with_a_join_queued(late: dict[str, Any] | None,
+                                                                 calls: list[str]) -> None:
+    """Janus 1.1.2 died of SIGSEGV twice at 166 sites right after timed-out joins' handles were detached."""
+    c, leg = _controller_with_a_pending_join(late)
+    c._leave(leg)
+    assert c.janus.calls == calls and leg.pending is None and leg.handle == 0
+
+
+def _controller_with_a_pending_join(late: dict[str, Any] | None) -> tuple[bridged.Controller, bridged.Leg]:
+    c = object.__new__(bridged.Controller)  # no SIP socket: only the leave is exercised
+    c.janus, c.membership = _RecordingJanus(late), bridged.Membership()  # type: ignore[assignment]
+    c.conferences = {1: {"secret": "x", "legs": {}}}
+    c.lock = threading.RLock()
+    leg = bridged.Leg(key="chi-lang", user="u", display="d", room=1, handle=5,
+                      pending=bridged.JanusPending("join: no answer", "tx", queue.Queue()))
+    c.membership.hold()  # as _run_leg does when the join times out
+    return c, leg
+
+
+def test_no_leave_overlaps_a_join_still_queued_in_janus() -> None:
+    c, pending = _controller_with_a_pending_join({"audiobridge": "joined", "id": 42})
+    other = bridged.Leg(key="cao-loc", user="u", display="d", room=1, handle=8, participant=9)
+    leaver = threading.Thread(target=c._leave, args=(other,))
+    leaver.start()
+    leaver.join(timeout=0.3)
+    assert leaver.is_alive() and c.janus.calls == [], "a leave ran while a join was queued in Janus"
+    c._leave(pending)
+    leaver.join(timeout=5)
+    assert c.janus.calls[0] == "settle" and sorted(c.janus.calls[1:]) == ["detach 5", "detach 8", "kick 42", "kick 9"]
 
 
 def test_no_common_codec_is_a_clear_error() -> None:
