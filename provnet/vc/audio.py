@@ -2,8 +2,8 @@
 
 Packet counters cannot tell a mixer's silence from speech; the spectrum can. The lab's chair
 endpoint plays a sine (``vc.chair_tone_hz``, 1 kHz) and every other endpoint another one
-(``vc.tone_hz``); an endpoint records what it receives (baresip's ``aufile`` player). A
-strong peak at the chair's frequency in that recording proves the bridge mixed the chair in.
+(``vc.tone_hz``); a ``vc.recorders`` endpoint records what it receives (baresip's ``sndfile``
+module). A strong peak at the chair's frequency in that recording proves the bridge mixed the chair in.
 """
 
 from __future__ import annotations
