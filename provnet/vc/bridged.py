@@ -430,6 +430,7 @@ class Leg:
     left_at: float | None = None
     attempts: int = 0
     pending: JanusPending | None = field(default=None, repr=False)  # a join Janus has not answered yet
+    settling: bool = False          # a thread waits for that join's answer before letting the handle go
     events: "queue.Queue[SipMessage]" = field(default_factory=queue.Queue, repr=False)
 
     def public(self) -> dict[str, Any]:
@@ -697,19 +698,29 @@ class Controller:
         self._leave(leg)
 
     def _leave(self, leg: Leg) -> None:
-        if leg.pending is not None:
+        with self.lock:  # a failed leg is hung up again by `end` or `drop`: one thread settles it
+            pending, leg.pending = leg.pending, None
+            if pending is None and leg.settling:
+                return
+            leg.settling = pending is not None
+        if pending is not None:
             # Wait for Janus to run the queued join before touching its handle; with no answer
             # at all, keep the handle (it goes with the session) rather than detach under a join.
             try:
-                late = self.janus.settle(leg.pending, LATE_JOIN_TIMEOUT)
+                late = self.janus.settle(pending, LATE_JOIN_TIMEOUT)
             finally:
-                leg.pending = None
                 self.membership.release()
             if late is None:
-                leg.handle = 0
+                leg.handle, leg.settling = 0, False
                 return
             if "id" in late:
                 leg.participant = int(late["id"])
+        try:
+            self._kick_and_detach(leg)
+        finally:
+            leg.settling = False
+
+    def _kick_and_detach(self, leg: Leg) -> None:
         with self.membership.leave():
             if leg.participant:
                 try:

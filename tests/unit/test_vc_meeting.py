@@ -222,9 +222,12 @@ def test_a_join_janus_answers_late_is_still_heard() -> None:
 class _RecordingJanus:
     def __init__(self, late: dict[str, Any] | None) -> None:
         self.late, self.calls = late, []  # type: ignore[var-annotated]
+        self.answered = threading.Event()
+        self.answered.set()
 
     def settle(self, pending: bridged.JanusPending, timeout: float) -> dict[str, Any] | None:
         self.calls.append("settle")
+        self.answered.wait(timeout=5)  # Janus runs the queued join when this is set
         return self.late
 
     def request(self, body: dict[str, Any], handle: int | None = None) -> dict[str, Any]:
@@ -269,6 +272,23 @@ def test_no_leave_overlaps_a_join_still_queued_in_janus() -> None:
     c._leave(pending)
     leaver.join(timeout=5)
     assert c.janus.calls[0] == "settle" and sorted(c.janus.calls[1:]) == ["detach 5", "detach 8", "kick 42", "kick 9"]
+
+
+def test_a_leg_hung_up_again_while_its_join_is_queued_is_let_go_once() -> None:
+    """`end` and `drop` hang up failed legs too: only the thread that waits for the join detaches."""
+    c, leg = _controller_with_a_pending_join({"audiobridge": "joined", "id": 42})
+    c.janus.answered.clear()
+    first = threading.Thread(target=c._leave, args=(leg,))
+    first.start()
+    for _ in range(500):  # until the first thread waits for Janus (at most 5 s)
+        if c.janus.calls == ["settle"]:
+            break
+        threading.Event().wait(0.01)
+    c._leave(leg)  # e.g. `meeting end` while the dial thread still waits for Janus
+    assert c.janus.calls == ["settle"], "the handle was let go under a queued join"
+    c.janus.answered.set()
+    first.join(timeout=5)
+    assert c.janus.calls == ["settle", "kick 42", "detach 5"] and not leg.settling
 
 
 def test_no_common_codec_is_a_clear_error() -> None:
