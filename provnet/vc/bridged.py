@@ -231,9 +231,7 @@ class Membership:
         try:
             yield
         finally:
-            with self._cond:
-                self._joins -= 1
-                self._cond.notify_all()
+            self.release()
 
     def hold(self) -> None:
         """A join Janus has queued but not answered (JanusPending) counts as in flight until `release`."""
@@ -278,6 +276,19 @@ class JanusPending(JanusError):
         self.tx, self.answer = tx, answer
 
 
+def _plugin_data(message: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = message.get("plugindata", {}).get("data", {})
+    return data
+
+
+def _answer(body: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+    """The AudioBridge's answer to `body`, or JanusError with its reason."""
+    out = _plugin_data(message)
+    if "error" in out:
+        raise JanusError(f"AudioBridge {body.get('request')}: {out['error']} (code {out.get('error_code')})")
+    return out
+
+
 class Janus:
     """One Janus session with the AudioBridge: a control handle plus one handle per participant."""
 
@@ -317,10 +328,7 @@ class Janus:
         """A synchronous AudioBridge request; the plugin's data, or JanusError."""
         data = self._post(f"{self.url}/{self.session}/{handle or self.control}",
                           {"janus": "message", "body": body, "apisecret": self.secret})
-        out: dict[str, Any] = data.get("plugindata", {}).get("data", {})
-        if "error" in out:
-            raise JanusError(f"AudioBridge {body.get('request')}: {out['error']} (code {out.get('error_code')})")
-        return out
+        return _answer(body, data)
 
     def request_async(self, body: dict[str, Any], handle: int, timeout: float = JOIN_TIMEOUT) -> dict[str, Any]:
         """An asynchronous request (join): waits for its event."""
@@ -339,10 +347,7 @@ class Janus:
         except queue.Empty:  # queued in Janus, not refused: keep listening (see JanusPending)
             raise JanusPending(f"AudioBridge {body.get('request')}: no answer within {timeout:.0f} s", tx, q) from None
         self._forget(tx)
-        out: dict[str, Any] = event.get("plugindata", {}).get("data", {})
-        if "error" in out:
-            raise JanusError(f"AudioBridge {body.get('request')}: {out['error']} (code {out.get('error_code')})")
-        return out
+        return _answer(body, event)
 
     def settle(self, pending: JanusPending, timeout: float) -> dict[str, Any] | None:
         """The late answer to a pending request (the plugin's data), or None if none came in time."""
@@ -352,8 +357,7 @@ class Janus:
             return None
         finally:
             self._forget(pending.tx)
-        out: dict[str, Any] = event.get("plugindata", {}).get("data", {})
-        return out
+        return _plugin_data(event)
 
     def _forget(self, tx: str) -> None:
         with self._lock:
@@ -703,19 +707,19 @@ class Controller:
             if pending is None and leg.settling:
                 return
             leg.settling = pending is not None
-        if pending is not None:
-            # Wait for Janus to run the queued join before touching its handle; with no answer
-            # at all, keep the handle (it goes with the session) rather than detach under a join.
-            try:
-                late = self.janus.settle(pending, LATE_JOIN_TIMEOUT)
-            finally:
-                self.membership.release()
-            if late is None:
-                leg.handle, leg.settling = 0, False
-                return
-            if "id" in late:
-                leg.participant = int(late["id"])
         try:
+            if pending is not None:
+                # Wait for Janus to run the queued join before touching its handle; with no answer
+                # at all, keep the handle (it goes with the session) rather than detach under a join.
+                try:
+                    late = self.janus.settle(pending, LATE_JOIN_TIMEOUT)
+                finally:
+                    self.membership.release()
+                if late is None:
+                    leg.handle = 0
+                    return
+                if "id" in late:
+                    leg.participant = int(late["id"])
             self._kick_and_detach(leg)
         finally:
             leg.settling = False
