@@ -107,7 +107,7 @@ def test_the_chair_endpoint_plays_its_own_tone(m: model.Model) -> None:
 
 
 def test_lab_endpoints_yield_the_cpu_to_the_dc(m: model.Model) -> None:
-    """vc.endpoint_nice reaches baresip.service as Nice= (thanhhoa-lab: 10); 0 writes no Nice= line."""
+    """vc.endpoint_nice reaches baresip.service as Nice= (thanhhoa-lab: 19); 0 writes no Nice= line."""
     import jinja2
     import yaml
 
@@ -115,7 +115,7 @@ def test_lab_endpoints_yield_the_cpu_to_the_dc(m: model.Model) -> None:
 
     repo = Path(__file__).resolve().parents[2]
     full = yaml.safe_load((repo / "inventory/thanhhoa-lab/province.yml").read_text())
-    assert full["vc"]["endpoint_nice"] == 10  # the full-scale lab: 166 endpoints on 2 vCPUs
+    assert full["vc"]["endpoint_nice"] == 19  # the full-scale lab: 166 endpoints on 2 vCPUs
     assert m.vc.endpoint_nice == 0  # the 7-site lab: the CPU is not short
     yielding = dataclasses.replace(m, vc=m.vc.model_copy(update={"endpoint_nice": 10}))
     assert hostvars.device_vars(yielding, m.devices["chi-lang-vc"])["provnet_vc"]["endpoint_nice"] == 10
