@@ -45,7 +45,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Callable, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 T1 = 0.5              # SIP timer T1 (s): INVITE/BYE retransmission starts here and doubles
@@ -58,6 +58,7 @@ HANGUPS = 16         # legs hung up at once by `end` (Janus 1.1.2 crashed on 166
 PREFERRED = ("PCMU", "PCMA", "opus")  # codecs the bridge answers with, in order of preference
 DEBUG = os.environ.get("PROVNET_BRIDGED_DEBUG") == "1"  # every SIP message to stderr (the journal)
 JANUS_CODEC = {"PCMU": "pcmu", "PCMA": "pcma", "opus": "opus"}
+T = TypeVar("T")
 
 # ---------------------------------------------------------------------------- SIP and SDP text
 
@@ -262,6 +263,17 @@ class JanusError(RuntimeError):
     pass
 
 
+class JanusSessionLost(JanusError):
+    """Janus no longer knows the controller's session (error 458): it expired or Janus restarted.
+
+    Janus destroys a session it has not heard from for `session_timeout` seconds, and with it
+    every handle: the participants leave the room, the rooms stay (they belong to the plugin).
+    """
+
+
+JANUS_NO_SUCH_SESSION = 458  # janus.h: JANUS_ERROR_SESSION_NOT_FOUND
+
+
 class JanusPending(JanusError):
     """An asynchronous request (a join) Janus has queued but not answered in time.
 
@@ -274,6 +286,15 @@ class JanusPending(JanusError):
     def __init__(self, message: str, tx: str, answer: "queue.Queue[dict[str, Any]]") -> None:
         super().__init__(message)
         self.tx, self.answer = tx, answer
+
+
+def _raise_error(message: dict[str, Any]) -> None:
+    """JanusError (JanusSessionLost for error 458) when ``message`` is a Janus error."""
+    if message.get("janus") != "error":
+        return
+    error = message.get("error", {})
+    cls = JanusSessionLost if error.get("code") == JANUS_NO_SUCH_SESSION else JanusError
+    raise cls(f"Janus: {error.get('reason', message)}")
 
 
 def _plugin_data(message: dict[str, Any]) -> dict[str, Any]:
@@ -298,25 +319,55 @@ class Janus:
         self.control = 0
         self._waiting: dict[str, queue.Queue[dict[str, Any]]] = {}
         self._lock = threading.Lock()
+        self._renewing = threading.Lock()
+        # called with the lost session's id once a new one is up (the controller fails its legs)
+        self.on_renew: Callable[[int], None] = lambda lost: None
 
     def _post(self, url: str, body: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
         body = {"transaction": _secrets.token_hex(6), **body}
         req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             data: dict[str, Any] = json.load(resp)
-        if data.get("janus") == "error":
-            raise JanusError(f"Janus: {data.get('error', {}).get('reason', data)}")
+        _raise_error(data)
         return data
 
     def start(self) -> None:
-        self.session = self._post(self.url, {"janus": "create", "apisecret": self.secret})["data"]["id"]
-        self.control = self.attach()
+        self._open()
         threading.Thread(target=self._poll, daemon=True).start()
         threading.Thread(target=self._keepalive, daemon=True).start()
 
-    def attach(self) -> int:
+    def _open(self) -> None:
+        self.session = self._post(self.url, {"janus": "create", "apisecret": self.secret})["data"]["id"]
+        self.control = self._attach()
+
+    def renew(self, lost: int) -> None:
+        """A new session in place of ``lost`` (once, however many threads saw it go)."""
+        with self._renewing:
+            if self.session != lost:
+                return
+            self._open()
+            with self._lock:  # joins queued in the lost session will never be answered
+                waiting, self._waiting = self._waiting, {}
+            for answer in waiting.values():
+                answer.put({"janus": "error", "error": {"code": JANUS_NO_SUCH_SESSION, "reason": "session lost"}})
+        self.on_renew(lost)
+
+    def _retry(self, call: Callable[[], T]) -> T:
+        """``call``, once more in a new session if Janus has dropped ours."""
+        session = self.session
+        try:
+            return call()
+        except JanusSessionLost:
+            self.renew(session)
+            return call()
+
+    def _attach(self) -> int:
         return int(self._post(f"{self.url}/{self.session}", {"janus": "attach", "plugin": "janus.plugin.audiobridge",
                                                               "apisecret": self.secret})["data"]["id"])
+
+    def attach(self) -> tuple[int, int]:
+        """A new AudioBridge handle: (session, handle)."""
+        return self._retry(lambda: (self.session, self._attach()))
 
     def detach(self, handle: int) -> None:
         try:
@@ -325,10 +376,11 @@ class Janus:
             pass
 
     def request(self, body: dict[str, Any], handle: int | None = None) -> dict[str, Any]:
-        """A synchronous AudioBridge request; the plugin's data, or JanusError."""
-        data = self._post(f"{self.url}/{self.session}/{handle or self.control}",
-                          {"janus": "message", "body": body, "apisecret": self.secret})
-        return _answer(body, data)
+        """A synchronous AudioBridge request (on the control handle unless ``handle``); JanusError."""
+        def send() -> dict[str, Any]:
+            return self._post(f"{self.url}/{self.session}/{handle or self.control}",
+                              {"janus": "message", "body": body, "apisecret": self.secret})
+        return _answer(body, send() if handle else self._retry(send))
 
     def request_async(self, body: dict[str, Any], handle: int, timeout: float = JOIN_TIMEOUT) -> dict[str, Any]:
         """An asynchronous request (join): waits for its event."""
@@ -347,6 +399,7 @@ class Janus:
         except queue.Empty:  # queued in Janus, not refused: keep listening (see JanusPending)
             raise JanusPending(f"AudioBridge {body.get('request')}: no answer within {timeout:.0f} s", tx, q) from None
         self._forget(tx)
+        _raise_error(event)
         return _answer(body, event)
 
     def settle(self, pending: JanusPending, timeout: float) -> dict[str, Any] | None:
@@ -357,6 +410,8 @@ class Janus:
             return None
         finally:
             self._forget(pending.tx)
+        if event.get("janus") == "error":  # the session went first: its handles went with it
+            return None
         return _plugin_data(event)
 
     def _forget(self, tx: str) -> None:
@@ -372,6 +427,7 @@ class Janus:
 
     def _poll(self) -> None:
         while True:
+            session = self.session
             try:
                 # Every join is announced to every other participant's handle: a full-province room
                 # queues ~N²/2 events (13,700 for 166 sites) ahead of the join answers we wait for,
@@ -380,6 +436,14 @@ class Janus:
                 with urllib.request.urlopen(req, timeout=40) as resp:
                     data = json.load(resp)
             except (OSError, ValueError):
+                time.sleep(1)
+                continue
+            try:
+                _raise_error(data if isinstance(data, dict) else {})
+            except JanusSessionLost:
+                self._renew_quietly(session)
+                continue
+            except JanusError:
                 time.sleep(1)
                 continue
             for event in data if isinstance(data, list) else [data]:
@@ -392,10 +456,20 @@ class Janus:
     def _keepalive(self) -> None:
         while True:
             time.sleep(20)
+            session = self.session
             try:
-                self._post(f"{self.url}/{self.session}", {"janus": "keepalive", "apisecret": self.secret})
+                self._post(f"{self.url}/{session}", {"janus": "keepalive", "apisecret": self.secret})
+            except JanusSessionLost:
+                self._renew_quietly(session)
             except (JanusError, OSError):
                 pass
+
+    def _renew_quietly(self, lost: int) -> None:
+        try:
+            self.renew(lost)
+        except (JanusError, OSError) as exc:  # Janus still down: the next poll or keepalive tries again
+            sys.stderr.write(f"provnet-bridged: Janus session {lost} lost, no new one yet: {exc}\n")
+            time.sleep(1)
 
 
 # ---------------------------------------------------------------------------- the SIP user agent
@@ -422,6 +496,7 @@ class Leg:
     invite: str = ""
     first_hop: tuple[str, int] = ("", 0)
     ack: bytes = b""
+    session: int = 0                # the Janus session its handle belongs to
     handle: int = 0
     participant: int = 0
     codec: str = ""
@@ -457,7 +532,22 @@ class Controller:
         self.conferences: dict[int, dict[str, Any]] = {}
         self.lock = threading.RLock()
         self.membership = Membership()
+        janus.on_renew = self._session_lost
         threading.Thread(target=self._receive, daemon=True).start()
+
+    def _session_lost(self, lost: int) -> None:
+        """Janus dropped the session and with it every participant in it: hang up their calls.
+
+        They show as failed with the reason, so `meeting start` (or the operator) redials them.
+        """
+        with self.lock:
+            gone = [leg for conf in self.conferences.values() for leg in conf["legs"].values()
+                    if leg.session == lost and leg.state == "joined"]
+        for leg in gone:
+            leg.handle = leg.participant = 0  # they went with the session: nothing to kick or detach
+            threading.Thread(target=self.hangup, daemon=True, args=(
+                leg, "failed", "the bridge dropped the call: Janus expired the controller's session "
+                "(the bridge host did not answer it for longer than session_timeout)")).start()
 
     # -- conferences
 
@@ -643,7 +733,7 @@ class Controller:
             offer = parse_sdp(final.body)
             codec = choose_codec(offer)
             leg.codec, leg.remote_rtp = codec, f"{offer.address}:{offer.audio_port}"
-            leg.handle = self.janus.attach()
+            leg.session, leg.handle = self.janus.attach()
             rtp: dict[str, Any] = {"ip": offer.address, "port": offer.audio_port}
             if codec == "opus":
                 rtp["payload_type"] = offer.codecs[codec]
@@ -725,6 +815,9 @@ class Controller:
             leg.settling = False
 
     def _kick_and_detach(self, leg: Leg) -> None:
+        if leg.session != self.janus.session:  # its session is gone, and the participant with it
+            leg.handle = leg.participant = 0
+            return
         with self.membership.leave():
             if leg.participant:
                 try:

@@ -220,6 +220,8 @@ def test_a_join_janus_answers_late_is_still_heard() -> None:
 
 
 class _RecordingJanus:
+    session = 0
+
     def __init__(self, late: dict[str, Any] | None) -> None:
         self.late, self.calls = late, []  # type: ignore[var-annotated]
         self.answered = threading.Event()
@@ -289,6 +291,61 @@ def test_a_leg_hung_up_again_while_its_join_is_queued_is_let_go_once() -> None:
     c.janus.answered.set()
     first.join(timeout=5)
     assert c.janus.calls == ["settle", "kick 42", "detach 5"] and not leg.settling
+
+
+def test_a_session_janus_dropped_is_renewed_once_and_the_request_retried() -> None:
+    """Janus expires a session it has not heard from in session_timeout (seen at 166 sites under load)."""
+    janus = bridged.Janus("http://198.18.9.13:8088/janus", "http://198.18.9.13:7088/admin", "s")
+    janus.session, janus.control = 100, 1
+    alive, posted, renewed = {200}, [], []  # type: ignore[var-annotated]
+
+    def post(url: str, body: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
+        posted.append((url.removeprefix(janus.url), body["janus"]))
+        if body["janus"] == "create":
+            data: dict[str, Any] = {"janus": "success", "data": {"id": 200}}
+        elif int(url.removeprefix(janus.url + "/").split("/")[0]) not in alive:
+            data = {"janus": "error", "error": {"code": 458, "reason": "No such session"}}
+        elif body["janus"] == "attach":
+            data = {"janus": "success", "data": {"id": 7}}
+        else:
+            data = {"janus": "success", "plugindata": {"data": {"audiobridge": "participants", "participants": []}}}
+        bridged._raise_error(data)
+        return data
+
+    janus._post = post  # type: ignore[method-assign]
+    janus.on_renew = renewed.append
+    waiter: queue.Queue[dict[str, Any]] = queue.Queue()
+    janus._waiting["tx"] = waiter  # a join queued in the lost session
+    assert janus.request({"request": "listparticipants", "room": 3})["participants"] == []
+    assert (janus.session, janus.control, renewed) == (200, 7, [100])
+    assert posted == [("/100/1", "message"), ("", "create"), ("/200", "attach"), ("/200/7", "message")]
+    assert janus.settle(bridged.JanusPending("join", "tx", waiter), timeout=1) is None  # never to be answered
+    janus.renew(100)  # another thread that saw the same loss: nothing more to do
+    assert janus.session == 200 and renewed == [100] and len(posted) == 4
+    assert janus.attach() == (200, 7)
+    alive.clear()  # the new session is dropped too
+    with pytest.raises(bridged.JanusSessionLost):  # on a leg's own handle: no retry, the handle went with it
+        janus.request({"request": "mute"}, handle=5)
+    assert janus.session == 200
+
+
+def test_the_calls_of_a_lost_session_are_hung_up_as_failed() -> None:
+    """Their participants left with the session: BYE the endpoints, nothing to kick or detach."""
+    c, _ = _controller_with_a_pending_join(None)
+    c.janus.session = 200
+    legs = {key: bridged.Leg(key=key, user="u", display="d", room=1, session=session, state=state, handle=5,
+                             participant=9)
+            for key, session, state in (("cao-loc", 100, "joined"), ("chi-lang", 200, "joined"),
+                                        ("dong-dang", 100, "failed"))}
+    c.conferences[1]["legs"] = legs
+    hung: list[tuple[str, str, str]] = []
+    done = threading.Event()
+    c.hangup = lambda leg, state, reason: (hung.append((leg.key, state, reason)), done.set())  # type: ignore
+    c._session_lost(100)
+    assert done.wait(5) and [h[:2] for h in hung] == [("cao-loc", "failed")] and "session" in hung[0][2]
+    assert (legs["cao-loc"].handle, legs["cao-loc"].participant) == (0, 0)
+    c._kick_and_detach(bridged.Leg(key="x", user="u", display="d", room=1, session=100, handle=5, participant=9))
+    assert c.janus.calls == []  # a handle of the lost session is never sent to Janus
 
 
 def test_no_common_codec_is_a_clear_error() -> None:
