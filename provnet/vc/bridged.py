@@ -337,8 +337,8 @@ class Janus:
         threading.Thread(target=self._keepalive, daemon=True).start()
 
     def _open(self) -> None:
-        self.session = self._post(self.url, {"janus": "create", "apisecret": self.secret})["data"]["id"]
-        self.control = self._attach()
+        session = int(self._post(self.url, {"janus": "create", "apisecret": self.secret})["data"]["id"])
+        self.session, self.control = session, self._attach(session)  # both or neither: Janus may fail between
 
     def renew(self, lost: int) -> None:
         """A new session in place of ``lost`` (once, however many threads saw it go)."""
@@ -361,13 +361,16 @@ class Janus:
             self.renew(session)
             return call()
 
-    def _attach(self) -> int:
-        return int(self._post(f"{self.url}/{self.session}", {"janus": "attach", "plugin": "janus.plugin.audiobridge",
-                                                              "apisecret": self.secret})["data"]["id"])
+    def _attach(self, session: int) -> int:
+        return int(self._post(f"{self.url}/{session}", {"janus": "attach", "plugin": "janus.plugin.audiobridge",
+                                                         "apisecret": self.secret})["data"]["id"])
 
     def attach(self) -> tuple[int, int]:
         """A new AudioBridge handle: (session, handle)."""
-        return self._retry(lambda: (self.session, self._attach()))
+        def once() -> tuple[int, int]:
+            session = self.session
+            return session, self._attach(session)
+        return self._retry(once)
 
     def detach(self, handle: int) -> None:
         try:

@@ -329,6 +329,27 @@ def test_a_session_janus_dropped_is_renewed_once_and_the_request_retried() -> No
     assert janus.session == 200
 
 
+def test_a_session_opened_without_its_control_handle_is_not_used() -> None:
+    janus = bridged.Janus("http://198.18.9.13:8088/janus", "http://198.18.9.13:7088/admin", "s")
+    janus.session, janus.control = 100, 1
+    down = [True]
+
+    def post(url: str, body: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
+        if body["janus"] == "create":
+            return {"janus": "success", "data": {"id": 300}}
+        if down[0]:
+            raise OSError("timed out")  # Janus stalls between the create and the attach
+        return {"janus": "success", "data": {"id": 7}}
+
+    janus._post = post  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        janus.renew(100)
+    assert (janus.session, janus.control) == (100, 1)  # still the lost one: the next call renews again
+    down[0] = False
+    janus.renew(100)
+    assert (janus.session, janus.control) == (300, 7)
+
+
 def test_the_calls_of_a_lost_session_are_hung_up_as_failed() -> None:
     """Their participants left with the session: BYE the endpoints, nothing to kick or detach."""
     c, _ = _controller_with_a_pending_join(None)
