@@ -6,9 +6,20 @@ after a few dozen nodes.  The neighbour (ARP/ND) table is one table for every ne
 namespace of the kernel, and its default hard limit of 1024 entries overflows on the
 full-scale province (340 nodes with several neighbours each, plus the host's 340 on the
 out-of-band bridge): the kernel then drops packets ("neighbor table overflow!") and SSH to
-random nodes fails with "No route to host" or times out.  :func:`raise_limits` records the previous values in the
-state directory (only the first time, so a second ``lab up`` never records the
-raised values as "old"), and :func:`restore_limits` puts them back.
+random nodes fails with "No route to host" or times out.
+
+One setting is set to an exact value rather than raised: the scheduler's autogroups
+(``kernel.sched_autogroup_enabled``).  With them on, every session is its own CPU
+scheduling group, and every systemd service of every node is its own session: each of the
+full-scale province's 166 endpoints then weighs as much on the CPU as the whole
+conference bridge (about 400 threads), which starves the bridge under load, and ``Nice=``
+cannot help because it only orders threads inside one group.  With them off, threads
+compete one by one and ``Nice=`` works.  The kernel puts a thread in a group only when it
+is created, so the setting must be in place before the nodes boot.
+
+:func:`raise_limits` records the previous values in the state directory (only the first
+time, so a second ``lab up`` never records the raised values as "old"), and
+:func:`restore_limits` puts them back.
 
 Only these limits are touched; in particular ``net.ipv4.ip_forward`` on the host
 is never changed (the host must not forward lab traffic).
@@ -31,12 +42,21 @@ LAB_LIMITS: dict[str, int] = {
     "net.ipv6.neigh.default.gc_thresh2": 8192,
     "net.ipv6.neigh.default.gc_thresh1": 4096,
 }
+#: sysctl -> the exact value the lab needs (skipped on a kernel that lacks the sysctl).
+LAB_SETTINGS: dict[str, int] = {
+    "kernel.sched_autogroup_enabled": 0,
+}
 SAVED_FILE = "sysctl-saved.json"
 
 
 def _proc_path(key: str) -> Path:
     """Return the /proc/sys path of a sysctl key."""
     return Path("/proc/sys") / key.replace(".", "/")
+
+
+def exists(key: str) -> bool:
+    """Whether this kernel has the sysctl."""
+    return _proc_path(key).exists()
 
 
 def read(key: str) -> int:
@@ -49,18 +69,27 @@ def write(key: str, value: int) -> None:
     _proc_path(key).write_text(f"{value}\n")
 
 
-def raise_limits(state_dir: Path, limits: dict[str, int] | None = None) -> dict[str, int]:
-    """Raise each limit to at least the lab's value; remember the originals once.
+def raise_limits(state_dir: Path, limits: dict[str, int] | None = None,
+                 settings: dict[str, int] | None = None) -> dict[str, int]:
+    """Raise each limit to at least, and set each setting to exactly, the lab's value.
 
-    Returns the values that were saved (the host's originals).
+    The host's originals are remembered once; returns them.
     """
-    limits = limits or LAB_LIMITS
+    limits = LAB_LIMITS if limits is None else limits
+    settings = LAB_SETTINGS if settings is None else settings
     saved_path = state_dir / SAVED_FILE
     saved: dict[str, int] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
     for key, wanted in limits.items():
         current = read(key)
         saved.setdefault(key, current)
         if current < wanted:
+            write(key, wanted)
+    for key, wanted in settings.items():
+        if not exists(key):
+            continue
+        current = read(key)
+        saved.setdefault(key, current)
+        if current != wanted:
             write(key, wanted)
     state_dir.mkdir(parents=True, exist_ok=True)
     tmp = saved_path.with_suffix(".tmp")

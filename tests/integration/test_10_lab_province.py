@@ -69,6 +69,9 @@ def test_nodes_cannot_change_the_host(lab: model.Model) -> None:
     assert sysctl.read("net.ipv4.ip_forward") == 0
     # the kernel's one neighbour table (all namespaces) is sized for the full-scale province
     assert sysctl.read("net.ipv4.neigh.default.gc_thresh3") >= sysctl.LAB_LIMITS["net.ipv4.neigh.default.gc_thresh3"]
+    # threads compete one by one, not one scheduling group per service (docs/lab.md)
+    if sysctl.exists("kernel.sched_autogroup_enabled"):
+        assert sysctl.read("kernel.sched_autogroup_enabled") == 0
     assert ssh(lab, "dc-core", "date -s '2001-01-01' >/dev/null 2>&1; echo $?").stdout.strip() != "0"
     assert ssh(lab, "dc-core", "sysctl -w kernel.hostname=evil >/dev/null 2>&1; echo $?").stdout.strip() != "0"
 

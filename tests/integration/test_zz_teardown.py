@@ -29,7 +29,7 @@ def _lab_processes() -> list[int]:
 def test_down_leaves_nothing_and_is_idempotent(lab: model.Model) -> None:
     saved = province.lab_dir() / sysctl.SAVED_FILE
     originals = __import__("json").loads(saved.read_text())
-    assert set(originals) == set(sysctl.LAB_LIMITS)
+    assert set(originals) == set(sysctl.LAB_LIMITS) | {k for k in sysctl.LAB_SETTINGS if sysctl.exists(k)}
     removed = province.down()
     assert set(removed) == {d.hostname for d in lab.nodes()}
     assert province.leftovers() == []
