@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from provnet import model  # noqa: E402
 from provnet.lab import province  # noqa: E402
+from provnet.vc.readiness import DEGRADED, NOT_READY, READY  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SITES = int(os.environ.get("BENCH_SITES", "166"))
@@ -141,7 +142,8 @@ def main() -> None:
     took, rc, out = run([str(BIN / "provnet"), "vc", "readiness", "-i", str(inv), "--until", "signalling", "--json"])
     extra["readiness_layers_1_5_s"] = round(took, 1)
     if out.strip().startswith("{"):
-        extra["readiness_counts"] = json.loads(out).get("summary", {}).get("counts")
+        summary = json.loads(out).get("summary", {})
+        extra["readiness_counts"] = {k: summary.get(k) for k in (READY, DEGRADED, NOT_READY)}
     out_dir = REPO / "benchmarks" / "results"
     report: dict[str, Any] = {"benchmark": "meeting", "machine": describe()}
     results: dict[str, Any] = {"sites": SITES, "dial_concurrency": m.vc.dial_concurrency, "hold_s": HOLD,
