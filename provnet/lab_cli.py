@@ -31,8 +31,9 @@ def lab_image(force: bool = typer.Option(False, "--force", help="Rebuild even wh
         fail("lab image needs root (debootstrap)")
     path = image.build_image(force=force)
     manifest = image.read_manifest(path)
-    out.print(f"{path} ({manifest.get('size_mb', '?')} MB, built in {manifest.get('build_seconds', '?')} s)",
-              markup=False)
+    size = manifest.get("size_bytes")
+    shown = f"{int(size) / 1e6:.0f} MB" if isinstance(size, (int, float)) else "size unknown"
+    out.print(f"{path} ({shown}, built in {manifest.get('build_seconds', '?')} s)", markup=False)
 
 
 @lab_app.command("up")

@@ -43,7 +43,7 @@ def _report(results: list[Any], as_json: bool, show_diff: bool = True) -> None:
             if not r.platforms:
                 table.add_row(r.host, r.site or "DC", "-", r.status, r.note)
             for p in r.platforms:
-                detail = p.error or (p.backup and f"backup {p.backup}") or r.note
+                detail = p.error or p.note or (p.backup and f"backup {p.backup}") or r.note
                 table.add_row(r.host, r.site or "DC", p.platform, p.status, detail)
         out.print(table)
         if show_diff:
@@ -122,7 +122,8 @@ def net_backup(inventory: Optional[Path] = InventoryOpt, limit: Optional[str] = 
 
 @net_app.command("get")
 def net_get(getter: str = typer.Argument("get_facts", help="A NAPALM getter: get_facts, get_interfaces, "
-                                         "get_interfaces_ip, get_bgp_neighbors, get_config."),
+                                         "get_interfaces_ip, get_bgp_neighbors, get_config; on "
+                                         "baresip endpoints also get_registration."),
             inventory: Optional[Path] = InventoryOpt, limit: Optional[str] = LimitOpt, workers: int = WorkersOpt) -> None:
     """Run a getter on each device and print JSON."""
     results = _run(inventory, "get", limit, True, workers=workers, getter=getter)

@@ -52,16 +52,34 @@ class BaresipDriver(LinuxDriver):
         )
 
     def status(self) -> dict[str, Any]:
-        """The endpoint's registration as baresip reports it over its control interface (ctrl_tcp)."""
-        port = int(self.optional_args.get("ctrl_port", 4444))
-        res = self.s.run(f"python3 - <<'EOF'\nimport json,socket\ns=socket.create_connection(('127.0.0.1',{port}),3)\n"
-                         "c=json.dumps({'command':'reginfo','token':'pv'}).encode()\n"
-                         "s.sendall(str(len(c)).encode()+b':'+c+b',')\n"
-                         "d=b''\nwhile d.count(b',')<1 or b'\"response\"' not in d:\n"
-                         "    x=s.recv(65536)\n    if not x: break\n    d+=x\nprint(d.decode())\nEOF")
+        """The endpoint's registration as baresip reports it over its control interface (ctrl_tcp),
+        at the address its deployed config listens on (``ctrl_tcp_listen``)."""
+        script = (
+            "import json,re,socket\n"
+            "try:\n"
+            f"    conf=open('{CONFIG_DIR}/config').read()\n"
+            "except OSError:\n"
+            "    conf=''\n"
+            "m=re.search(r'^ctrl_tcp_listen\\s+(\\S+):(\\d+)\\s*$',conf,re.M)\n"
+            "host,port=(m.group(1),int(m.group(2))) if m else ('127.0.0.1',4444)\n"
+            "s=socket.create_connection((host,port),3)\n"
+            "c=json.dumps({'command':'reginfo','token':'pv'}).encode()\n"
+            "s.sendall(str(len(c)).encode()+b':'+c+b',')\n"
+            "d=b''\n"
+            "while d.count(b',')<1 or b'\"response\"' not in d:\n"
+            "    x=s.recv(65536)\n"
+            "    if not x: break\n"
+            "    d+=x\n"
+            "print(d.decode())\n"
+        )
+        res = self.s.run(f"python3 - <<'EOF'\n{script}EOF")
         if res.rc != 0:
             return {"running": False, "error": res.err.strip()[-300:]}
         return {"running": True, "raw": res.out.strip()}
+
+    def get_registration(self) -> dict[str, Any]:
+        """Getter form of :meth:`status` (``provnet net get get_registration``)."""
+        return self.status()
 
     def get_facts(self) -> dict[str, Any]:
         facts = super().get_facts()

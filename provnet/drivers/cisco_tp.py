@@ -143,6 +143,7 @@ class CiscoTpDriver(NetmikoDriver):
 
     platform = "cisco_tp"
     device_type = "cisco_tp"
+    supports_commit_confirm = False  # the engine commits it without revert_in
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

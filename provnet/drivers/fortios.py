@@ -241,10 +241,14 @@ class FortiosDriver(NetmikoDriver):
         self.candidate = None
 
     def has_pending_commit(self) -> bool:
-        return self._pending
+        """This session's commit awaiting confirmation, or one the device holds (``cfg-save revert``),
+        so that a fresh connection can confirm what an earlier one committed."""
+        if self._pending:
+            return True
+        return bool(re.search(r"^\s*cfg-save\s*:\s*revert\s*$", self._send("get system global"), re.M))
 
     def confirm_commit(self) -> None:
-        if not self._pending:
+        if not self.has_pending_commit():
             raise CommitError(f"{self.platform} {self.hostname}: no commit to confirm")
         self._send("execute cfg save")
         self.conn.send_config_set(["config system global", "set cfg-save automatic", "end"], cmd_verify=False)

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from provnet import render, secrets
+from provnet import guard, render, secrets
 from provnet.drivers import get_network_driver
 from provnet.drivers.base import DriverError
 from provnet.drivers.ssh import ConnectError
@@ -33,6 +33,7 @@ class PlatformResult:
     diff: str = ""
     error: str = ""
     backup: str = ""
+    note: str = ""
 
 
 @dataclass
@@ -75,8 +76,11 @@ class Context:
 
 
 def driver_for(ctx: Context, dev: Device, platform: str, address: str | None = None) -> Any:
+    """The platform's driver for the device, not yet opened; refused here for any address outside
+    the lab's range (NAPALM's own ios driver knows nothing of provnet's address guard)."""
     cls = get_network_driver(platform)
-    addr = address or dev.ansible_host
+    addr = guard.check(address or dev.ansible_host, production=ctx.model.production,
+                       purpose=f"manage {dev.hostname} ({platform}) at")
     if platform in LINUX_PLATFORMS:
         fallback = () if ctx.model.production else ("root",)
         return cls(addr, ctx.model.credentials["admin_user"], timeout=30,
@@ -130,9 +134,42 @@ def stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
+#: Platforms whose driver takes no commit message (NAPALM ios refuses any): the audit record
+#: and the device's own logging (``archive log config`` → syslog to the SOC) carry it instead.
+NO_COMMIT_MESSAGE = frozenset({"cisco_ios"})
+
+
+def _commit_confirm(drv: Any) -> bool:
+    """Whether the platform can arm a revert (``revert_in``); NAPALM's drivers can unless they say not."""
+    return bool(getattr(drv, "supports_commit_confirm", True))
+
+
+def _confirm_fresh(ctx: Context, dev: Device, platform: str, drv: Any) -> None:
+    """Confirm over a new connection: a reused session may survive a change that cut management off."""
+    if platform in LINUX_PLATFORMS:
+        drv.confirm_commit()  # the Linux drivers open a fresh SSH connection to confirm
+        return
+    try:
+        fresh, _ = reach(ctx, dev, platform)
+    except Exception as exc:  # noqa: BLE001 - NAPALM and Netmiko raise their own connection errors
+        raise ConnectError(str(exc)) from exc
+    try:
+        fresh.confirm_commit()
+    finally:
+        fresh.close()
+
+
 def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: int | None = 60,
              platforms: tuple[str, ...] | None = None) -> HostResult:
-    """Diff (and with ``commit``, apply) every platform of one device. Never raises for device errors."""
+    """Diff (and with ``commit``, apply) every platform of one device. Never raises for device errors.
+
+    Every platform's candidate is loaded, validated and diffed before any is committed; with
+    ``commit``, before a device's first change, every platform's running config is backed up.
+    A platform that fails
+    before the commits starts means nothing is committed on the device; one that fails or rolls
+    back during the commits stops the platforms after it (``skipped``), so a device is never
+    left with a later section applied on top of a failed earlier one.
+    """
     dev = ctx.model.devices[hostname]
     result = HostResult(hostname, dev.site, "unchanged", dev.ansible_host)
     try:
@@ -142,51 +179,76 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
         result.platforms.append(PlatformResult("render", "failed", error=ctx.mask(str(exc))))
         return result
     when = stamp()
-    for r in rendered:
-        if platforms and r.platform not in platforms:
-            continue
-        pr = PlatformResult(r.platform, "unchanged")
-        result.platforms.append(pr)
-        drv = None
-        try:
-            drv, address = reach(ctx, dev, r.platform)
-            if address != dev.ansible_host:
-                result.note = f"reached over out-of-band {address} (in-band {dev.ansible_host} not answering yet)"
-            drv.load_replace_candidate(config=render.bundle(r) if r.platform in LINUX_PLATFORMS else r.text())
-            diff = drv.compare_config()
-            pr.diff = ctx.mask(diff)
-            if not diff:
+    opened: list[tuple[PlatformResult, Any]] = []  # (result, driver) of each platform that loaded
+    try:
+        # 1. load, validate and diff every platform
+        for r in rendered:
+            if platforms and r.platform not in platforms:
+                continue
+            pr = PlatformResult(r.platform, "unchanged")
+            result.platforms.append(pr)
+            try:
+                drv, address = reach(ctx, dev, r.platform)
+                opened.append((pr, drv))
+                if address != dev.ansible_host:
+                    result.note = f"reached over out-of-band {address} (in-band {dev.ansible_host} not answering yet)"
+                drv.load_replace_candidate(config=render.bundle(r) if r.platform in LINUX_PLATFORMS else r.text())
+                diff = drv.compare_config()
+                pr.diff = ctx.mask(diff)
+                if diff:
+                    pr.status = "would-change"
+            except (DriverError, ProvnetError, OSError, NotImplementedError) as exc:
+                pr.status, pr.error = "failed", ctx.mask(str(exc))
+        failed = next((pr.platform for pr in result.platforms if pr.status == "failed"), None)
+        if commit and not failed and any(pr.status == "would-change" for pr in result.platforms):
+            for pr, drv in opened:  # the whole device, before its first change
+                try:
+                    pr.backup = str(backup(ctx, dev, pr.platform, drv.get_config()["running"], when))
+                except (DriverError, ProvnetError, OSError, NotImplementedError) as exc:
+                    pr.status, pr.error = "failed", ctx.mask(f"backup of the running config failed: {exc}")
+                    failed = failed or pr.platform
+        # 2. commit, in the model's order, stopping at the first platform that does not land
+        for pr, drv in opened:
+            if pr.status == "failed":
+                continue
+            if pr.status == "unchanged" or not commit:
                 drv.discard_config()
                 continue
-            if not commit:
-                pr.status = "would-change"
+            if failed:
                 drv.discard_config()
+                pr.status = "skipped"
+                pr.error = f"not committed: {failed} failed on this device first"
                 continue
-            pr.backup = str(backup(ctx, dev, r.platform, drv.get_config()["running"], when))
-            digest = audit(ctx, dev, r.platform, pr.diff, "commit")
-            message = f"user={ctx.user} ticket={ctx.ticket or '-'} diff={digest[:12]}"
-            drv.commit_config(message=message, revert_in=revert_in)
-            if revert_in:
-                try:
-                    drv.confirm_commit()
-                except ConnectError as exc:
-                    pr.status = "rolled-back"
-                    pr.error = ctx.mask(f"confirmation over a fresh connection failed ({exc}): the change cut "
-                                        f"management off; the device restores its previous config within "
-                                        f"{revert_in} s by itself")
-                    continue
-            pr.status = "changed"
-        except (DriverError, ProvnetError, OSError) as exc:
-            pr.status = "failed"
-            pr.error = ctx.mask(str(exc))
-        finally:
-            if drv is not None:
-                try:
-                    drv.close()
-                except Exception:  # noqa: BLE001 - closing must never mask the real result
-                    pass
+            try:
+                digest = audit(ctx, dev, pr.platform, pr.diff, "commit")
+                message = "" if pr.platform in NO_COMMIT_MESSAGE else \
+                    f"user={ctx.user} ticket={ctx.ticket or '-'} diff={digest[:12]}"
+                armed = revert_in if revert_in and _commit_confirm(drv) else None
+                drv.commit_config(message=message, revert_in=armed)
+                if armed:
+                    try:
+                        _confirm_fresh(ctx, dev, pr.platform, drv)
+                    except ConnectError as exc:
+                        pr.status = "rolled-back"
+                        pr.error = ctx.mask(f"confirmation over a fresh connection failed ({exc}): the change cut "
+                                            f"management off; the device restores its previous config within "
+                                            f"{armed} s by itself")
+                        failed = pr.platform
+                        continue
+                elif revert_in:
+                    pr.note = f"committed without revert_in: {pr.platform} has no commit-confirm"
+                pr.status = "changed"
+            except (DriverError, ProvnetError, OSError, NotImplementedError) as exc:
+                pr.status, pr.error = "failed", ctx.mask(str(exc))
+                failed = pr.platform
+    finally:
+        for _, drv in opened:
+            try:
+                drv.close()
+            except Exception:  # noqa: BLE001 - closing must never mask the real result
+                pass
     statuses = {p.status for p in result.platforms}
-    for worst in ("failed", "rolled-back", "changed", "would-change"):
+    for worst in ("failed", "rolled-back", "skipped", "changed", "would-change"):
         if worst in statuses:
             result.status = worst
             break
@@ -216,7 +278,9 @@ def rollback(ctx: Context, hostname: str, platforms: tuple[str, ...] | None = No
 
 
 def get(ctx: Context, hostname: str, getter: str) -> dict[str, Any]:
-    """Run a NAPALM getter on the device's primary platform."""
+    """Run a NAPALM getter on the device's primary platform (only ``get_*``: never a change)."""
+    if not getter.startswith("get_"):
+        raise ProvnetError(f"'{getter}' is not a getter: give a NAPALM getter such as get_facts")
     dev = ctx.model.devices[hostname]
     drv, _ = reach(ctx, dev, dev.platform)
     try:

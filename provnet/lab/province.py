@@ -200,18 +200,28 @@ def pe_config(m: Model) -> str:
     return "\n".join(lines) + "\n"
 
 
-def configure_pe(m: Model) -> None:
-    """Write the PE's FRR config and start it (the carrier's job, not provnet's engine)."""
+def configure_pe(m: Model, restart: bool = False) -> bool:
+    """Write the PE's FRR config and (re)start FRR (the carrier's job, not provnet's engine).
+
+    FRR is restarted only when its config or daemons file changed, when it is not running,
+    or when ``restart`` says so (the PE was booted just now): a second ``lab up`` must not
+    drop every CE's BGP session.  Returns whether FRR was restarted.
+    """
     sd = lab_dir()
     daemons = "/etc/frr/daemons"
     script = (
-        f"sed -i 's/^bgpd=no/bgpd=yes/' {daemons} && "
-        "cat > /etc/frr/frr.conf && chown frr:frr /etc/frr/frr.conf && "
-        "sysctl -qw net.ipv4.ip_forward=1 && systemctl enable -q frr && systemctl restart frr"
+        "set -e; new=$(mktemp); cat > \"$new\"; changed=$1; "
+        f"grep -q '^bgpd=yes' {daemons} || {{ sed -i 's/^bgpd=no/bgpd=yes/' {daemons}; changed=1; }}; "
+        "if ! cmp -s \"$new\" /etc/frr/frr.conf; then "
+        "cat \"$new\" > /etc/frr/frr.conf; chown frr:frr /etc/frr/frr.conf; changed=1; fi; "
+        "rm -f \"$new\"; sysctl -qw net.ipv4.ip_forward=1; systemctl enable -q frr; "
+        "if [ \"$changed\" = 1 ] || ! systemctl -q is-active frr; then systemctl restart frr; echo restarted; fi"
     )
-    proc = node.exec(m.pe.hostname, ["sh", "-c", script], sd, timeout=90, input=pe_config(m))
+    proc = node.exec(m.pe.hostname, ["sh", "-c", script, "configure-pe", "1" if restart else "0"], sd,
+                     timeout=90, input=pe_config(m))
     if proc.returncode != 0:
         raise LabError(f"PE configuration failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return "restarted" in proc.stdout
 
 
 # ---------------------------------------------------------------- up / down / status
@@ -271,12 +281,15 @@ def up(m: Model, progress: Progress | None = None, workers: int = 8) -> list[Nod
     total = len(nodes)
     done = 0
 
+    booted: set[str] = set()
+
     def boot(dev: Device) -> None:
         if not node.is_running(dev.hostname, sd):
             n = node.node(dev.hostname, sd)
             n.upper.mkdir(parents=True, exist_ok=True)
             _authorize(dev.hostname, pubkey)
             node.start(dev.hostname, image, sd, dev.hostname)
+            booted.add(dev.hostname)
         _wire_oob(dev, m)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -308,7 +321,8 @@ def up(m: Model, progress: Progress | None = None, workers: int = 8) -> list[Nod
                 progress("ssh", done, total)
     if failed:
         raise LabError(f"no SSH from {', '.join(failed)} within 180 s; see {sd}/nodes/<name>/console.log")
-    configure_pe(m)
+    # a PE booted now had its links wired after FRR started: restart it on them
+    configure_pe(m, restart=m.pe.hostname in booted)
     return status(m)
 
 

@@ -88,11 +88,18 @@ def test_the_pe_peers_with_every_ce(lab: model.Model) -> None:
     assert set(peers) == {str(s.wan_ce.ip) for s in lab.sites.values()} | {"198.18.2.1"}
 
 
+def _pe_frr_pid(lab: model.Model) -> str:
+    return node.exec(lab.pe.hostname, ["systemctl", "show", "-P", "MainPID", "frr"], province.lab_dir()).stdout.strip()
+
+
 def test_up_again_changes_nothing(lab: model.Model) -> None:
     sd = province.lab_dir()
     before = {d.hostname: node.leader_pid(d.hostname, sd) for d in lab.nodes()}
+    frr = _pe_frr_pid(lab)
+    assert frr not in ("", "0")
     province.up(lab)
     assert {d.hostname: node.leader_pid(d.hostname, sd) for d in lab.nodes()} == before
+    assert _pe_frr_pid(lab) == frr  # the carrier's BGP sessions are not reset by a second up
 
 
 def test_up_recovers_a_killed_node(lab: model.Model) -> None:
@@ -110,6 +117,21 @@ def test_up_recovers_a_killed_node(lab: model.Model) -> None:
     assert node.is_running(victim, sd)
     assert ssh(lab, victim, "hostname").stdout.strip() == victim
     assert ssh(lab, "chi-lang-ce", f"ping -6 -c1 -W3 {_link_local(victim, 'eth0')}%vl20 >/dev/null; echo $?").stdout.strip() == "0"
+
+
+def test_up_recovers_what_a_killed_run_leaves(lab: model.Model) -> None:
+    """A `lab up` killed half-way leaves a node without its supervisor and a link unwired."""
+    sd = province.lab_dir()
+    orphan, unwired = "dong-dang-vc", ("chi-lang-ce", "vl20")
+    nspawn = int(node.node(orphan, sd).pid_file.read_text().split()[0])
+    os.kill(nspawn, 9)  # by PID: the node loses its supervisor (its systemd may outlive it)
+    node.exec(unwired[0], ["ip", "link", "del", unwired[1]], sd)
+    assert not node.is_running(orphan, sd)
+    province.up(lab)
+    assert node.is_running(orphan, sd)
+    assert ssh(lab, orphan, "hostname").stdout.strip() == orphan
+    peer = _link_local("chi-lang-vc", "eth0")
+    assert ssh(lab, unwired[0], f"ping -6 -c1 -W3 {peer}%{unwired[1]} >/dev/null; echo $?").stdout.strip() == "0"
 
 
 def test_status_lists_every_node_running(lab: model.Model) -> None:

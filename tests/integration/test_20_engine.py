@@ -190,6 +190,35 @@ def test_unreachable_host_and_wrong_credentials_fail_clearly(deployed: model.Mod
         FrrDriver("10.38.0.1", "root").open()
 
 
+def test_one_unreachable_host_fails_alone_and_the_cli_says_so(deployed: model.Model,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the engine and the CLI: the dead host's own error, the others unaffected, exit 1."""
+    from typer.testing import CliRunner
+
+    from provnet.cli import app
+
+    dead, alive = "cao-loc-ce", "dong-dang-ce"
+    real = device.driver_for
+
+    def driver_for(ctx: device.Context, dev: model.Device, platform: str, address: str | None = None) -> object:
+        # an unused lab address: the SYN goes out and nothing answers, as for a site whose WAN is down
+        return real(ctx, dev, platform, "198.18.255.254" if dev.hostname == dead else address)
+
+    monkeypatch.setattr(device, "driver_for", driver_for)
+    results = {r.host: r for r in _record(run.run(deployed, "deploy", f"{dead},{alive}", commit=True))}
+    assert results[dead].status == "failed"
+    assert all(p.status == "failed" and "198.18.255.254" in p.error for p in results[dead].platforms)
+    assert results[alive].status == "unchanged"
+    cli = CliRunner().invoke(app, ["net", "diff", "-i", str(deployed.root), "--limit", f"{dead},{alive}", "--json"])
+    OUTPUTS.append(cli.stdout + cli.stderr)
+    assert cli.exit_code == 1, cli.stdout + cli.stderr
+    rows = {r["host"]: r for r in json.loads(cli.stdout)}
+    assert rows[dead]["status"] == "failed" and rows[alive]["status"] == "unchanged"
+    table = CliRunner().invoke(app, ["net", "diff", "-i", str(deployed.root), "--limit", alive])
+    OUTPUTS.append(table.stdout + table.stderr)
+    assert table.exit_code == 0 and alive in table.stdout
+
+
 def test_no_secret_in_any_output_listing_or_log(deployed: model.Model) -> None:
     values = [v for v in secrets.ensure(deployed).values()]
     backups = Path(os.environ["PROVNET_BACKUP_DIR"])

@@ -1,14 +1,15 @@
-"""Runs last: `lab down` leaves no namespace, mount, veth or process behind, and is safe twice."""
+"""Runs last: `lab down` leaves no namespace, mount, veth or process behind, after a crash too, and is safe twice."""
 
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
 
 from provnet import model
-from provnet.lab import province, sysctl
+from provnet.lab import node, province, sysctl
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
               pytest.mark.skipif(os.environ.get("PROVNET_KEEP_LAB") == "1", reason="PROVNET_KEEP_LAB=1 keeps the lab")]
@@ -30,6 +31,10 @@ def test_down_leaves_nothing_and_is_idempotent(lab: model.Model) -> None:
     saved = province.lab_dir() / sysctl.SAVED_FILE
     originals = __import__("json").loads(saved.read_text())
     assert set(originals) == set(sysctl.LAB_LIMITS) | {k for k in sysctl.LAB_SETTINGS if sysctl.exists(k)}
+    # as after a crash: one node's nspawn and another node's systemd killed under the lab
+    sd = province.lab_dir()
+    os.kill(int(node.node("dong-dang-ce", sd).pid_file.read_text().split()[0]), signal.SIGKILL)
+    os.kill(node.leader_pid("chi-lang-ce", sd), signal.SIGKILL)
     removed = province.down()
     assert set(removed) == {d.hostname for d in lab.nodes()}
     assert province.leftovers() == []

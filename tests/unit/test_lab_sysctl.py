@@ -1,4 +1,4 @@
-"""The lab's host sysctls: limits raised, settings set exactly, originals restored."""
+"""The lab's host sysctls (limits raised, settings set exactly, originals restored) and its host interlock."""
 
 from __future__ import annotations
 
@@ -56,3 +56,32 @@ def test_a_setting_this_kernel_lacks_is_skipped(proc_sys: Path, tmp_path: Path) 
     assert "kernel.sched_autogroup_enabled" not in saved
     assert not (proc_sys / "kernel" / "sched_autogroup_enabled").exists()
 
+
+
+# ------------------------------------------------------------ the host interlock of `lab up`
+
+def test_lab_up_refuses_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    from provnet.lab import province
+
+    monkeypatch.setattr(province.os, "geteuid", lambda: 1000)
+    with pytest.raises(province.LabError, match="lab needs root"):
+        province.check_host()
+
+
+def test_lab_up_names_the_kernel_features_it_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from provnet.lab import kernel, province
+
+    monkeypatch.setattr(province.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(kernel, "probe", lambda include_optional=False: ["veth pairs", "overlayfs"])
+    with pytest.raises(province.LabError, match="missing: veth pairs; overlayfs"):
+        province.check_host()
+
+
+def test_lab_up_refuses_a_host_that_forwards(monkeypatch: pytest.MonkeyPatch) -> None:
+    from provnet.lab import kernel, province
+
+    monkeypatch.setattr(province.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(kernel, "probe", lambda include_optional=False: [])
+    monkeypatch.setattr(sysctl, "read", lambda key: 1 if key == "net.ipv4.ip_forward" else 0)
+    with pytest.raises(province.LabError, match="ip_forward"):
+        province.check_host()

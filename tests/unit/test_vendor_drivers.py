@@ -203,3 +203,18 @@ def test_fortios_commit_confirm_and_rollback_on_a_fake_session() -> None:
     drv.commit_config(revert_in=60)
     drv.rollback()
     assert drv.conn.sent[-1] == "execute cfg reload" and not drv.has_pending_commit()
+
+
+def test_fortios_a_fresh_session_confirms_what_the_device_holds_pending() -> None:
+    """The engine confirms over a new connection: the pending state is read from the FortiGate."""
+    drv = fos.FortiosDriver("198.18.255.2", "netops", "x")
+    drv.conn = FakeConn({"get system global": "    admintimeout        : 5\n    cfg-save            : revert\n"
+                                              "    cfg-revert-timeout  : 60\n"})
+    assert drv.has_pending_commit()
+    drv.confirm_commit()
+    assert drv.conn.sent[-1] == "execute cfg save"
+    assert drv.conn.config_sets[-1] == ["config system global", "set cfg-save automatic", "end"]
+    saved = fos.FortiosDriver("198.18.255.2", "netops", "x")
+    saved.conn = FakeConn({"get system global": "    cfg-save            : automatic\n"})
+    with pytest.raises(CommitError):
+        saved.confirm_commit()
