@@ -72,6 +72,14 @@ def test_every_ce_peers_with_the_pe_and_learns_the_dc(deployed: model.Model) -> 
         assert "198.18.0.0/24" not in rib  # other sites are not leaked to a commune
 
 
+def test_the_endpoint_answers_on_its_control_interface(deployed: model.Model) -> None:
+    ctx = device.Context.build(deployed)
+    reg = _wait(lambda: (lambda r: r if r.get("running") else None)(device.get(ctx, "dong-dang-vc", "get_registration")),
+                timeout=30)
+    assert reg and '"response":true' in reg["raw"].replace(" ", ""), reg
+    assert "dong-dang" in reg["raw"]  # its SIP account, as baresip reports it
+
+
 def test_a_second_deploy_after_traffic_changes_nothing(deployed: model.Model) -> None:
     sd = province.lab_dir()
     for site in deployed.sites.values():  # traffic through the CE's counters and conntrack
