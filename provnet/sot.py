@@ -214,6 +214,7 @@ def read(root: Path | str, shown_root: str | None = None) -> Source:
 
     sites: list[schema.SiteFile] = []
     site_files: dict[str, Path] = {}
+    site_paths: list[Path] = []  # one per site, in order (two files may claim one slug)
     sites_dir = site_root / SITES_DIR
     shown_sites_root = shown_root if site_root == root else str(site_root)
     for path in sorted(sites_dir.glob("*.yml")) if sites_dir.is_dir() else []:
@@ -233,6 +234,7 @@ def read(root: Path | str, shown_root: str | None = None) -> Source:
                                     f"rename the file to sites/{site.slug}.yml"))
         sites.append(site)
         site_files[site.slug] = path
+        site_paths.append(path)
 
     ids: schema.IdsFile | None = None
     ids_path = site_root / IDS_FILE
@@ -248,8 +250,7 @@ def read(root: Path | str, shown_root: str | None = None) -> Source:
 
     if province is not None:
         source = Source(root, province, tuple(sites), site_files, ids, tuple(files))
-        problems.extend(check(source, prov_shown,
-                              {s: _show(p, site_root, shown_sites_root) for s, p in site_files.items()}))
+        problems.extend(check(source, prov_shown, [_show(p, site_root, shown_sites_root) for p in site_paths]))
     if problems:
         raise InventoryError(problems)
     assert province is not None
@@ -263,8 +264,13 @@ def _net(text: str) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Network(text)
 
 
-def check(src: Source, prov_shown: str, site_shown: dict[str, str]) -> list[Problem]:
-    """Rules that span objects: uniqueness, references, pools, hostnames."""
+def check(src: Source, prov_shown: str, site_shown: list[str] | None = None) -> list[Problem]:
+    """Rules that span objects: uniqueness, references, pools, hostnames.
+
+    ``site_shown``: the file each site came from, as shown to the user, in ``src.sites`` order.
+    """
+    if site_shown is None:
+        site_shown = [SITES_DIR] * len(src.sites)
     p = src.province
     out: list[Problem] = []
     add = out.append
@@ -333,8 +339,7 @@ def check(src: Source, prov_shown: str, site_shown: dict[str, str]) -> list[Prob
     seen: dict[str, dict[object, str]] = defaultdict(dict)
     districts = {s.slug for s in src.sites if s.level == "district"}
     retired = {r.id: r for r in (src.ids.retired if src.ids else [])}
-    for site in src.sites:
-        shown = site_shown.get(site.slug, SITES_DIR)
+    for site, shown in zip(src.sites, site_shown, strict=True):
         obj = f"site '{site.slug}'"
         for key, value in (("id", site.id), ("slug", site.slug), ("code", site.code), ("circuit_id", site.circuit_id)):
             if value in seen[key]:

@@ -72,7 +72,7 @@ def test_a_meeting_naming_a_missing_site_fails_validation() -> None:
     vc = schema.Vc(chair="khong-co", meetings={"giao-ban": schema.MeetingDef(title="x", chair="dong-dang",
                                                                               sites=["xa-ma"])})
     bad = dataclasses.replace(src, province=src.province.model_copy(update={"vc": vc}))
-    problems = {(p.obj, p.message) for p in sot.check(bad, "province.yml", {})}
+    problems = {(p.obj, p.message) for p in sot.check(bad, "province.yml")}
     assert ("vc.chair", "site 'khong-co' does not exist") in problems
     assert ("vc.meetings.giao-ban.sites", "site 'xa-ma' does not exist") in problems
 
@@ -81,7 +81,7 @@ def test_validation_names_an_unknown_recorder() -> None:
     src = sot.read(LAB)
     vc = src.province.vc.model_copy(update={"recorders": ["chi-lang", "xa-khong-co"]})
     bad = dataclasses.replace(src, province=src.province.model_copy(update={"vc": vc}))
-    problems = {(p.obj, p.message) for p in sot.check(bad, "province.yml", {})}
+    problems = {(p.obj, p.message) for p in sot.check(bad, "province.yml")}
     assert ("vc.recorders", "site 'xa-khong-co' does not exist") in problems
     assert not any("'chi-lang'" in msg for _, msg in problems)
 
