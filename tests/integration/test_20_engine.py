@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import time
@@ -82,9 +83,15 @@ def test_the_endpoint_answers_on_its_control_interface(deployed: model.Model) ->
 
 def test_a_second_deploy_after_traffic_changes_nothing(deployed: model.Model) -> None:
     sd = province.lab_dir()
+    dc = "198.18.9.4"
     for site in deployed.sites.values():  # traffic through the CE's counters and conntrack
         node.exec(f"{site.slug}-ce", ["ping", "-c", "2", "-W", "2", "-I", str(site.lans["video"].gateway.ip),
-                                       "198.18.9.4"], sd)
+                                       dc], sd)
+        # and through its forward chain from the endpoint: allowed (ICMP, SIP — marked), dropped and counted (telnet)
+        node.exec(f"{site.slug}-vc", ["bash", "-c", f"ping -c 2 -W 2 {dc}; echo OPTIONS > /dev/udp/{dc}/5060; "
+                                      f"timeout 3 bash -c '</dev/tcp/{dc}/23'; true"], sd, timeout=30)
+    counted = node.exec("dong-dang-ce", ["nft", "list", "ruleset"], sd).stdout
+    assert re.search(r"counter packets [1-9]", counted), "no traffic reached the CE's counters"
     results = _record(run.run(deployed, "deploy", commit=True))
     changed = {r.host: [p.diff for p in r.platforms if p.diff] for r in results if r.status != "unchanged"}
     assert changed == {}
