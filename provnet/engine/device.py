@@ -144,15 +144,30 @@ def _commit_confirm(drv: Any) -> bool:
     return bool(getattr(drv, "supports_commit_confirm", True))
 
 
-def _confirm_fresh(ctx: Context, dev: Device, platform: str, drv: Any) -> None:
-    """Confirm over a new connection: a reused session may survive a change that cut management off."""
+def _reason(exc: BaseException) -> str:
+    """An error as the user reads it: our errors speak for themselves, others say what they are."""
+    return str(exc) if isinstance(exc, (DriverError, ProvnetError, OSError)) else f"{type(exc).__name__}: {exc}"
+
+
+def _discard(drv: Any) -> None:
+    """Drop a loaded candidate; a failure here changes nothing on the device."""
+    try:
+        drv.discard_config()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _confirm_fresh(ctx: Context, dev: Device, platform: str, drv: Any, address: str) -> None:
+    """Confirm over a new connection to the address the commit went to (no out-of-band fallback):
+    a reused session, or another path, may survive a change that cut management off."""
     if platform in LINUX_PLATFORMS:
         drv.confirm_commit()  # the Linux drivers open a fresh SSH connection to confirm
         return
+    fresh = driver_for(ctx, dev, platform, address)
     try:
-        fresh, _ = reach(ctx, dev, platform)
+        fresh.open()
     except Exception as exc:  # noqa: BLE001 - NAPALM and Netmiko raise their own connection errors
-        raise ConnectError(str(exc)) from exc
+        raise ConnectError(f"{address}: {exc}") from exc
     try:
         fresh.confirm_commit()
     finally:
@@ -165,10 +180,9 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
 
     Every platform's candidate is loaded, validated and diffed before any is committed; with
     ``commit``, before a device's first change, every platform's running config is backed up.
-    A platform that fails
-    before the commits starts means nothing is committed on the device; one that fails or rolls
-    back during the commits stops the platforms after it (``skipped``), so a device is never
-    left with a later section applied on top of a failed earlier one.
+    A platform that fails before the commits start means nothing is committed on the device;
+    one that fails or rolls back during the commits stops the platforms after it (``skipped``),
+    so a device is never left with a later section applied on top of a failed earlier one.
     """
     dev = ctx.model.devices[hostname]
     result = HostResult(hostname, dev.site, "unchanged", dev.ansible_host)
@@ -179,7 +193,8 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
         result.platforms.append(PlatformResult("render", "failed", error=ctx.mask(str(exc))))
         return result
     when = stamp()
-    opened: list[tuple[PlatformResult, Any]] = []  # (result, driver) of each platform that loaded
+    # (result, driver, address) of each platform that was reached
+    opened: list[tuple[PlatformResult, Any, str]] = []
     try:
         # 1. load, validate and diff every platform
         for r in rendered:
@@ -189,7 +204,7 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
             result.platforms.append(pr)
             try:
                 drv, address = reach(ctx, dev, r.platform)
-                opened.append((pr, drv))
+                opened.append((pr, drv, address))
                 if address != dev.ansible_host:
                     result.note = f"reached over out-of-band {address} (in-band {dev.ansible_host} not answering yet)"
                 drv.load_replace_candidate(config=render.bundle(r) if r.platform in LINUX_PLATFORMS else r.text())
@@ -197,28 +212,27 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
                 pr.diff = ctx.mask(diff)
                 if diff:
                     pr.status = "would-change"
-            except (DriverError, ProvnetError, OSError, NotImplementedError) as exc:
-                pr.status, pr.error = "failed", ctx.mask(str(exc))
+            except Exception as exc:  # noqa: BLE001 - vendor libraries raise their own; never escape
+                pr.status, pr.error = "failed", ctx.mask(_reason(exc))
         failed = next((pr.platform for pr in result.platforms if pr.status == "failed"), None)
         if commit and not failed and any(pr.status == "would-change" for pr in result.platforms):
-            for pr, drv in opened:  # the whole device, before its first change
+            for pr, drv, _ in opened:  # the whole device, before its first change
                 try:
                     pr.backup = str(backup(ctx, dev, pr.platform, drv.get_config()["running"], when))
-                except (DriverError, ProvnetError, OSError, NotImplementedError) as exc:
-                    pr.status, pr.error = "failed", ctx.mask(f"backup of the running config failed: {exc}")
+                except Exception as exc:  # noqa: BLE001
+                    pr.status, pr.error = "failed", ctx.mask(f"backup of the running config failed: {_reason(exc)}")
                     failed = failed or pr.platform
         # 2. commit, in the model's order, stopping at the first platform that does not land
-        for pr, drv in opened:
+        for pr, drv, address in opened:
             if pr.status == "failed":
                 continue
-            if pr.status == "unchanged" or not commit:
-                drv.discard_config()
+            if pr.status == "unchanged" or not commit or failed:
+                if commit and failed and pr.status == "would-change":
+                    pr.status = "skipped"
+                    pr.error = f"not committed: {failed} failed on this device first"
+                _discard(drv)
                 continue
-            if failed:
-                drv.discard_config()
-                pr.status = "skipped"
-                pr.error = f"not committed: {failed} failed on this device first"
-                continue
+            armed: int | None = None
             try:
                 digest = audit(ctx, dev, pr.platform, pr.diff, "commit")
                 message = "" if pr.platform in NO_COMMIT_MESSAGE else \
@@ -227,7 +241,7 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
                 drv.commit_config(message=message, revert_in=armed)
                 if armed:
                     try:
-                        _confirm_fresh(ctx, dev, pr.platform, drv)
+                        _confirm_fresh(ctx, dev, pr.platform, drv, address)
                     except ConnectError as exc:
                         pr.status = "rolled-back"
                         pr.error = ctx.mask(f"confirmation over a fresh connection failed ({exc}): the change cut "
@@ -238,11 +252,12 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
                 elif revert_in:
                     pr.note = f"committed without revert_in: {pr.platform} has no commit-confirm"
                 pr.status = "changed"
-            except (DriverError, ProvnetError, OSError, NotImplementedError) as exc:
-                pr.status, pr.error = "failed", ctx.mask(str(exc))
+            except Exception as exc:  # noqa: BLE001 - vendor libraries raise their own; never escape
+                pr.status, pr.error = "failed", ctx.mask(_reason(exc) + (
+                    f" (whatever was applied reverts by itself within {armed} s: the revert was armed)" if armed else ""))
                 failed = pr.platform
     finally:
-        for _, drv in opened:
+        for _, drv, _ in opened:
             try:
                 drv.close()
             except Exception:  # noqa: BLE001 - closing must never mask the real result

@@ -79,22 +79,20 @@ def raise_limits(state_dir: Path, limits: dict[str, int] | None = None,
     settings = LAB_SETTINGS if settings is None else settings
     saved_path = state_dir / SAVED_FILE
     saved: dict[str, int] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
-    for key, wanted in limits.items():
-        current = read(key)
-        saved.setdefault(key, current)
-        if current < wanted:
-            write(key, wanted)
-    for key, wanted in settings.items():
-        if not exists(key):
-            continue
-        current = read(key)
-        saved.setdefault(key, current)
-        if current != wanted:
-            write(key, wanted)
+    present = {key: wanted for key, wanted in settings.items() if exists(key)}
+    for key in (*limits, *present):
+        saved.setdefault(key, read(key))
+    # the originals are on disk before anything changes: a crash in between loses nothing
     state_dir.mkdir(parents=True, exist_ok=True)
     tmp = saved_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(saved, indent=2) + "\n")
     tmp.replace(saved_path)
+    for key, wanted in limits.items():
+        if read(key) < wanted:
+            write(key, wanted)
+    for key, wanted in present.items():
+        if read(key) != wanted:
+            write(key, wanted)
     return saved
 
 

@@ -165,6 +165,16 @@ def test_every_endpoint_is_registered_at_kamailio(converged: model.Model) -> Non
     assert wait(registered, 60) is not None, f"not all of {sorted(users)} registered"
 
 
+def test_the_endpoint_reports_its_registration_over_its_control_interface(converged: model.Model) -> None:
+    from provnet.engine import device
+
+    ctx = device.Context.build(converged)
+    reg = wait(lambda: (lambda r: r if r.get("running") and "OK" in r.get("raw", "") else None)(
+        device.get(ctx, "dong-dang-vc", "get_registration")), 30)
+    assert reg, device.get(ctx, "dong-dang-vc", "get_registration")
+    assert '"response":true' in reg["raw"].replace(" ", "") and "dong-dang" in reg["raw"]
+
+
 @pytest.mark.parametrize("host", sorted(model.load(REPO / "inventory" / "lab").devices))
 def test_every_nodes_syslog_arrives_at_the_soc(converged: model.Model, host: str) -> None:
     soc = converged.services["syslog"]

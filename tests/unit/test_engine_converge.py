@@ -28,8 +28,8 @@ class FakeDriver:
 
     supports_commit_confirm = True
 
-    def __init__(self, world: "World", platform: str) -> None:
-        self.world, self.platform = world, platform
+    def __init__(self, world: "World", platform: str, address: str = "") -> None:
+        self.world, self.platform, self.address = world, platform, address
 
     def open(self) -> None:
         if self.platform in self.world.unreachable:
@@ -62,10 +62,15 @@ class FakeDriver:
     def confirm_commit(self) -> None:
         if self.platform in self.world.cut_off:
             raise ConnectError("no route to host")
-        self.world.log.append(("confirm", self.platform))
+        if self.platform in self.world.confirm_refused:
+            raise self.world.VendorError("Configuration session active but not owned by netops")
+        self.world.log.append(("confirm", self.platform, self.address))
 
 
 class World:
+    class VendorError(Exception):
+        """What a vendor library raises: none of provnet's own errors."""
+
     def __init__(self) -> None:
         self.log: list[tuple[Any, ...]] = []
         self.diffs: dict[str, str] = {}
@@ -73,6 +78,7 @@ class World:
         self.invalid: set[str] = set()
         self.commit_fails: set[str] = set()
         self.cut_off: set[str] = set()
+        self.confirm_refused: set[str] = set()
         self.secret = "s3cr3t-value"
 
     def events(self, kind: str) -> list[str]:
@@ -83,7 +89,8 @@ class World:
 def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[World, device.Context]:
     w = World()
     m = model.load(REPO / "inventory" / "lab")
-    monkeypatch.setattr(device, "get_network_driver", lambda platform: lambda *a, **k: FakeDriver(w, platform))
+    monkeypatch.setattr(device, "get_network_driver",
+                        lambda platform: lambda address, *a, **k: FakeDriver(w, platform, address))
     ctx = device.Context(m, {"x": w.secret}, secrets.Masker({"x": w.secret}), tmp_path / "backups",
                          tmp_path / "audit.log", ticket="CHG-1", user="tester")
     return w, ctx
@@ -212,3 +219,20 @@ def test_net_get_runs_getters_only(world: tuple[World, device.Context]) -> None:
     with pytest.raises(ProvnetError, match="not a getter"):
         device.get(ctx, CE, "rollback")
     assert not w.log  # refused before any device was opened
+
+
+def test_vendor_commits_are_confirmed_afresh_and_their_errors_never_escape(
+        world: tuple[World, device.Context], monkeypatch: pytest.MonkeyPatch) -> None:
+    w, ctx = world
+    monkeypatch.setattr(device, "LINUX_PLATFORMS", ())  # both sections take the vendor path
+    ctx.secrets["admin_password"] = "vendor-login"
+    w.diffs = {"frr": "+ a", "nftables": "+ b"}
+    r = device.converge(ctx, CE, commit=True)
+    address = ctx.model.devices[CE].ansible_host
+    assert [e for e in w.log if e[0] == "confirm"] == [("confirm", "frr", address), ("confirm", "nftables", address)]
+    assert w.events("open").count("frr") == 2  # the commit's connection, then a fresh one to confirm
+    w.log.clear()
+    w.confirm_refused = {"frr"}
+    r = device.converge(ctx, CE, commit=True)
+    assert [(p.platform, p.status) for p in r.platforms] == [("frr", "failed"), ("nftables", "skipped")]
+    assert "VendorError" in r.platforms[0].error and "within 60 s" in r.platforms[0].error
