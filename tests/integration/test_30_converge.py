@@ -184,6 +184,20 @@ def test_every_nodes_syslog_arrives_at_the_soc(converged: model.Model, host: str
     assert found == f"/var/log/remote/{host}/syslog.log"
 
 
+def test_an_engine_commit_leaves_its_audit_line_at_the_soc(converged: model.Model) -> None:
+    """The engine's commit writes who/ticket/diff on the device, and rsyslog carries it to the SOC."""
+    from provnet.engine import run
+
+    host, soc = "dong-dang-ce", converged.services["syslog"]
+    ticket = f"SOC-{time.time_ns()}"
+    sh(host, "vtysh -c 'configure terminal' -c 'ip prefix-list HAND seq 5 permit 198.18.250.0/24'")
+    (result,) = run.run(converged, "deploy", host, commit=True, ticket=ticket)
+    assert result.status == "changed", result
+    found = wait(lambda: sh(soc, f"grep -h {ticket} /var/log/remote/{host}/syslog.log").stdout, 30)
+    assert "frr commit: user=" in found and f"ticket={ticket}" in found and "diff=" in found
+    assert "HAND" not in sh(host, "vtysh -c 'show running-config'").stdout  # converged again
+
+
 @pytest.mark.parametrize("host", sorted(model.load(REPO / "inventory" / "lab").devices))
 def test_every_nodes_chrony_tracks_the_dc_ntp(converged: model.Model, host: str) -> None:
     ntp_host = converged.services["ntp"]
