@@ -292,10 +292,19 @@ def rollback(ctx: Context, hostname: str, platforms: tuple[str, ...] | None = No
     return result
 
 
+class NotAGetter(ProvnetError, ValueError):
+    """A name given to ``net get`` that is not a getter (a ValueError, as the CLI's other bad input)."""
+
+
+def check_getter(getter: str) -> None:
+    """Refuse anything but a NAPALM getter: ``net get`` must never reach a method that changes a device."""
+    if not getter.startswith("get_"):
+        raise NotAGetter(f"'{getter}' is not a getter: give a NAPALM getter such as get_facts")
+
+
 def get(ctx: Context, hostname: str, getter: str) -> dict[str, Any]:
     """Run a NAPALM getter on the device's primary platform (only ``get_*``: never a change)."""
-    if not getter.startswith("get_"):
-        raise ProvnetError(f"'{getter}' is not a getter: give a NAPALM getter such as get_facts")
+    check_getter(getter)
     dev = ctx.model.devices[hostname]
     drv, _ = reach(ctx, dev, dev.platform)
     try:

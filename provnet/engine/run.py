@@ -54,8 +54,8 @@ def run(m: Model, action: str, limit: str | None = None, *, commit: bool = False
         ticket: str = "", workers: int = 20, progress: Progress | None = None,
         getter: str = "get_facts") -> list[Any]:
     """Run ``action`` (diff, deploy, rollback, backup, get) on every selected device."""
-    if action == "get" and not getter.startswith("get_"):
-        raise ValueError(f"'{getter}' is not a getter: give a NAPALM getter such as get_facts")
+    if action == "get":
+        device.check_getter(getter)  # before any device is opened
     hostnames = selection.select(m, limit)
     ctx = device.Context.build(m, ticket)
     nr = nornir_for(m, hostnames, workers).with_processors([_ProgressProcessor(len(hostnames), progress, action)])

@@ -80,18 +80,19 @@ def raise_limits(state_dir: Path, limits: dict[str, int] | None = None,
     saved_path = state_dir / SAVED_FILE
     saved: dict[str, int] = json.loads(saved_path.read_text()) if saved_path.exists() else {}
     present = {key: wanted for key, wanted in settings.items() if exists(key)}
-    for key in (*limits, *present):
-        saved.setdefault(key, read(key))
+    current = {key: read(key) for key in (*limits, *present)}
+    for key, value in current.items():
+        saved.setdefault(key, value)
     # the originals are on disk before anything changes: a crash in between loses nothing
     state_dir.mkdir(parents=True, exist_ok=True)
     tmp = saved_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(saved, indent=2) + "\n")
     tmp.replace(saved_path)
     for key, wanted in limits.items():
-        if read(key) < wanted:
+        if current[key] < wanted:
             write(key, wanted)
     for key, wanted in present.items():
-        if read(key) != wanted:
+        if current[key] != wanted:
             write(key, wanted)
     return saved
 
