@@ -2,23 +2,24 @@
 
 Every command reads the compiled model of one inventory (``-i``, default
 ``$PROVNET_INVENTORY`` or ``inventory/lab``); every command that prints a table
-also takes ``--json`` for machines.
+also takes ``--json`` for machines, failures included (see :mod:`provnet.cli_common`).
+The sub-CLIs (lab, net, vc, verify) are registered here.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from provnet import lab_cli, net_cli, vc_cli, verify_cli
+from provnet.cli_common import (ErrorHandlingGroup, InventoryOpt, JsonOpt, emit_json, fail, inventory_failed,
+                                inventory_path, load_model, out)
 from provnet.errors import InventoryError, ProvnetError
 
 HELP = """provnet — infrastructure-as-code and video-conference orchestration for a
@@ -30,80 +31,10 @@ command compiles it into one model first and refuses to go on when it is invalid
 Exit status: 0 success; 1 a device, site or check failed; 2 invalid input.
 """
 
-app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None, add_completion=False)
+app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None, add_completion=False,
+                  cls=ErrorHandlingGroup)
 inventory_app = typer.Typer(help="Source of truth: validate, IP plan, import, vault.", no_args_is_help=True)
 app.add_typer(inventory_app, name="inventory")
-
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, soft_wrap=True)
-
-InventoryOpt = typer.Option(
-    None, "-i", "--inventory", help="Inventory folder [env PROVNET_INVENTORY; default inventory/lab]."
-)
-JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
-
-
-def inventory_path(given: Optional[Path]) -> Path:
-    """The inventory folder: -i, then $PROVNET_INVENTORY, then inventory/lab."""
-    if given is not None:
-        return given
-    env = os.environ.get("PROVNET_INVENTORY")
-    if env:
-        return Path(env)
-    here = Path("inventory/lab")
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent / "inventory" / "lab"
-
-
-def load_model(given: Optional[Path]):  # type: ignore[no-untyped-def]
-    """Compile the model or exit 2 listing every problem."""
-    from provnet import model
-
-    path = inventory_path(given)
-    try:
-        return model.load(path, str(given) if given is not None else str(path))
-    except InventoryError as exc:
-        for problem in exc.problems:
-            err.print(str(problem), markup=False, highlight=False)
-        err.print(f"{len(exc.problems)} problem(s) in {path}; nothing was changed.", markup=False)
-        raise typer.Exit(2) from None
-
-
-class progress_bar:
-    """A rich progress bar on stderr, one line per stage; silent for --json or without a terminal.
-
-    Used as ``with progress_bar(as_json) as progress: work(progress)`` where work calls
-    ``progress(stage, done, total)``.
-    """
-
-    def __init__(self, quiet: bool) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            console=err, disable=quiet or not sys.stderr.isatty())
-        self.tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> Any:
-        self.bar.__enter__()
-        return self.update
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)  # type: ignore[arg-type]
-
-    def update(self, stage: str, done: int, total: int) -> None:
-        if stage not in self.tasks:
-            self.tasks[stage] = self.bar.add_task(stage, total=total)
-        self.bar.update(self.tasks[stage], completed=done)
-
-
-def fail(message: str, code: int = 2) -> None:
-    err.print(f"provnet: {message}", markup=False, highlight=False)
-    raise typer.Exit(code)
-
-
-def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 # ---------------------------------------------------------------- inventory
@@ -117,19 +48,13 @@ def inventory_validate(inventory: Optional[Path] = InventoryOpt, as_json: bool =
     """
     from provnet import model
 
-    path = inventory_path(inventory)
-    shown = str(inventory) if inventory is not None else str(path)
+    shown = str(inventory)
     try:
+        path = inventory_path(inventory)
+        shown = str(path)
         m = model.load(path, shown)
     except InventoryError as exc:
-        if as_json:
-            emit_json({"valid": False, "inventory": shown,
-                       "problems": [p.__dict__ for p in exc.problems]})
-        else:
-            for problem in exc.problems:
-                err.print(str(problem), markup=False, highlight=False)
-            err.print(f"{len(exc.problems)} problem(s) in {shown}", markup=False)
-        raise typer.Exit(2) from None
+        inventory_failed(exc, shown, tail="")
     summary = {"valid": True, "inventory": shown, "province": m.name,
                "districts": len(m.districts()), "communes": len(m.communes()),
                "devices": len(m.devices), "production": m.production}
@@ -275,10 +200,11 @@ def inventory_import(
     data = {"output": str(output), "added": report.added, "kept": report.kept,
             "retired": report.retired, "next_id": report.next_id}
     if as_json:
+        load_model(output)  # first, so that a failure prints one JSON object, not two
         emit_json(data)
-    else:
-        out.print(f"{output}: {len(report.added)} added, {len(report.kept)} kept, "
-                  f"{len(report.retired)} retired; next id {report.next_id}", markup=False)
+        return
+    out.print(f"{output}: {len(report.added)} added, {len(report.kept)} kept, "
+              f"{len(report.retired)} retired; next id {report.next_id}", markup=False)
     load_model(output)
 
 
@@ -300,16 +226,16 @@ def status(inventory: Optional[Path] = InventoryOpt, as_json: bool = JsonOpt) ->
     out.print(table)
 
 
+app.command("verify")(verify_cli.verify)
+app.add_typer(lab_cli.lab_app, name="lab")
+app.add_typer(net_cli.net_app, name="net")
+app.add_typer(vc_cli.vc_app, name="vc")
+
+
 def main() -> None:
-    """Console entry point: friendly errors, never a traceback for expected failures."""
-    try:
-        app()
-    except ProvnetError as exc:
-        err.print(f"provnet: {exc}", markup=False, highlight=False)
-        sys.exit(2)
+    """Console entry point; the root group turns every error into a report, never a traceback."""
+    app()
 
-
-from provnet import lab_cli, net_cli, vc_cli, verify_cli  # noqa: E402,F401  (register lab, net, vc, verify)
 
 if __name__ == "__main__":
     main()

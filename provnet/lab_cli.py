@@ -10,10 +10,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from provnet.cli import InventoryOpt, JsonOpt, app, emit_json, fail, load_model, out, progress_bar
+from provnet.cli_common import InventoryOpt, JsonOpt, emit_json, fail, load_model, out, progress_bar
 
 lab_app = typer.Typer(help="The lab: a virtual province from real parts (root).", no_args_is_help=True)
-app.add_typer(lab_app, name="lab")
 
 
 def _lab():  # type: ignore[no-untyped-def]

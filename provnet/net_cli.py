@@ -1,4 +1,4 @@
-"""`provnet net …`: render, diff, deploy, roll back, back up and query network devices."""
+"""`provnet net …`: render, diff, deploy, roll back, back up and query network devices (registered by provnet.cli)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from provnet.cli import InventoryOpt, JsonOpt, app, emit_json, fail, load_model, out, progress_bar
+from provnet.cli_common import InventoryOpt, JsonOpt, emit_json, fail, load_model, out, progress_bar
 
 net_app = typer.Typer(help="Network devices: render, diff, deploy (commit-confirmed), rollback, backup, get.",
                       no_args_is_help=True)
-app.add_typer(net_app, name="net")
 
 LimitOpt = typer.Option(None, "--limit", "-l", help="Hosts, sites, districts or groups, comma-separated.")
 WorkersOpt = typer.Option(20, "--workers", help="Devices handled in parallel.")

@@ -1,4 +1,4 @@
-"""`provnet vc …`: video-conference checks (readiness now; meetings and roll-call later)."""
+"""`provnet vc …`: video-conference checks (readiness now; meetings and roll-call later); registered by provnet.cli."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from typing import Optional
 
 import typer
 
-from provnet.cli import InventoryOpt, JsonOpt, app, emit_json, err, fail, load_model, out, progress_bar
+from provnet.cli_common import InventoryOpt, JsonOpt, emit_json, err, fail, load_model, out, progress_bar
 
 vc_app = typer.Typer(help="Video conference: readiness of every endpoint before a meeting.", no_args_is_help=True)
-app.add_typer(vc_app, name="vc")
 
 
 @vc_app.command("readiness")

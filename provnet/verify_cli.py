@@ -1,4 +1,7 @@
-"""`provnet verify`: testinfra checks of every site, in parallel, with one root cause per site."""
+"""`provnet verify`: testinfra checks of every site, in parallel, with one root cause per site.
+
+Registered as a command by provnet.cli.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +15,11 @@ from typing import Optional
 
 import typer
 
-from provnet.cli import InventoryOpt, JsonOpt, app, emit_json, fail, load_model, out
+from provnet.cli_common import InventoryOpt, JsonOpt, emit_json, fail, load_model, out
 
 SITES_TESTS = Path(__file__).resolve().parent.parent / "tests" / "sites"
 
 
-@app.command("verify")
 def verify(
     inventory: Optional[Path] = InventoryOpt,
     site: Optional[str] = typer.Option(None, "--site", help="One site (slug)."),
