@@ -1,5 +1,5 @@
-"""provnet_files and provnet_units, the base role's one-call modules: their logic on a temporary
-directory and on recorded `systemctl show` states (no root, no systemd)."""
+"""provnet_files, provnet_units and provnet_packages, the roles' one-call modules: their logic on a
+temporary directory and on recorded `systemctl show` and `dpkg-query` output (no root, systemd or apt)."""
 
 from __future__ import annotations
 
@@ -136,3 +136,64 @@ def test_a_failed_on_change_puts_the_previous_files_back(tmp_path: Path) -> None
     assert "failed (exit 1) after the new files were put in place" in str(err.value)
     assert "the previous files were put back and their services run on them again" in str(err.value)
     assert conf.read_text() == "working\n" and not new.exists()
+
+
+packages = load("provnet_packages")
+# `dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' ...` as dpkg 1.21 prints it (unknown names: stderr only)
+DPKG = "chrony ii \nsudo hi \nsnmpd rc \njanus iU \nkamailio iiR\n"
+
+
+class Node:
+    """Records commands; answers dpkg-query with DPKG and apt-get with ``apt_rc``."""
+
+    def __init__(self, apt_rc: int = 0, dpkg_rc: int = 1) -> None:
+        self.ran: list[list[str]] = []
+        self.apt_rc, self.dpkg_rc = apt_rc, dpkg_rc
+
+    def __call__(self, cmd: list[str]) -> tuple[int, str, str]:
+        self.ran.append(cmd)
+        if cmd[0] == "dpkg-query":
+            return self.dpkg_rc, DPKG, "dpkg-query: no packages found matching baresip-core\n"
+        if self.apt_rc:
+            return self.apt_rc, "Reading package lists...\n", "E: Unable to locate package snmpd\n"
+        return 0, "", ""
+
+
+def test_packages_installed_only_ask_dpkg() -> None:
+    node = Node(dpkg_rc=0)
+    assert packages.ensure(node, ["chrony", "sudo"], update_cache=True, check=False) == []
+    assert [c[0] for c in node.ran] == ["dpkg-query"] and node.ran[0][-2:] == ["chrony", "sudo"]
+
+
+def test_packages_missing_go_through_apt_once() -> None:
+    names = ["chrony", "sudo", "snmpd", "janus", "kamailio", "baresip-core"]
+    assert packages.missing(names, DPKG) == ["snmpd", "janus", "kamailio", "baresip-core"]
+    node = Node()
+    assert packages.ensure(node, names, update_cache=True, check=False) == ["snmpd", "janus", "kamailio",
+                                                                           "baresip-core"]
+    update, install = node.ran[1:]
+    assert update[0] == "apt-get" and update[-1] == "update"
+    assert install[install.index("install"):] == ["install", "snmpd", "janus", "kamailio", "baresip-core"]
+    node = Node()
+    packages.ensure(node, names, update_cache=False, check=False)
+    assert len(node.ran) == 2 and "update" not in node.ran[1]
+
+
+def test_packages_check_mode_only_simulates() -> None:
+    node = Node()
+    assert packages.ensure(node, ["chrony", "snmpd"], update_cache=True, check=True) == ["snmpd"]
+    assert len(node.ran) == 2 and node.ran[1][-3:] == ["install", "--simulate", "snmpd"]
+
+
+def test_packages_apt_cannot_fetch_fails_naming_them() -> None:
+    for check in (False, True):
+        with pytest.raises(packages.PackageError) as err:
+            packages.ensure(Node(apt_rc=100), ["chrony", "snmpd"], update_cache=False, check=check)
+        assert str(err.value).startswith("not installed: snmpd; apt-get ")
+        assert "E: Unable to locate package snmpd" in str(err.value) and "image.py PACKAGES" in str(err.value)
+    with pytest.raises(packages.PackageError, match="apt-get update failed"):
+        packages.ensure(Node(apt_rc=100), ["snmpd"], update_cache=True, check=False)
+    with pytest.raises(packages.PackageError, match="dpkg-query failed"):
+        packages.ensure(Node(dpkg_rc=2), ["snmpd"], update_cache=False, check=False)
+    with pytest.raises(packages.PackageError, match="not Debian package names: snmpd=5.9, -y"):
+        packages.ensure(Node(), ["snmpd=5.9", "-y"], update_cache=False, check=False)

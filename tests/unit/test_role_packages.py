@@ -38,6 +38,14 @@ def test_every_role_package_is_in_the_lab_image(role: str, package: str) -> None
 def test_no_role_refreshes_apt_caches_unless_asked() -> None:
     for path in ROLES.glob("*/tasks/*.yml"):
         for task in yaml.safe_load(path.read_text()) or []:
-            apt = task.get("ansible.builtin.apt") or task.get("apt") or task.get("ansible.builtin.package")
+            apt = (task.get("provnet_packages") or task.get("ansible.builtin.apt") or task.get("apt")
+                   or task.get("ansible.builtin.package"))
             if apt:
                 assert str(apt.get("update_cache", "false")).startswith("{{"), f"{path}: update_cache must be a variable"
+
+
+def test_every_role_installs_through_provnet_packages() -> None:
+    for role in sorted({role for role, _ in role_packages()}):
+        tasks = yaml.safe_load((ROLES / role / "tasks" / "install.yml").read_text())
+        assert [t["provnet_packages"] for t in tasks] == [
+            {"names": f"{{{{ {role}_packages }}}}", "update_cache": f"{{{{ {role}_apt_update_cache }}}}"}], role
