@@ -2,8 +2,8 @@
 
 The ``vc_probe`` role runs one baresip per call slot on the bridge host; instance ``i``
 answers ctrl_tcp (netstring-framed JSON) on ``127.0.0.1:PROBE_CTRL_BASE + i`` — loopback
-only, so provnet runs a small stdlib-only ``python3 -c`` program on the bridge host over
-SSH (:func:`remote_script`, like :func:`provnet.vc.sip.remote_script`). It:
+only, so provnet runs :mod:`provnet.vc.remote.media_call` (stdlib only) on the bridge host
+with ``python3 -c`` over SSH (:func:`remote_script`, like :func:`provnet.vc.sip.remote_script`). It:
 
 1. connects to the slot's ctrl_tcp port (ctrl_tcp serves one client at a time and acts on
    its current call: :class:`SlotPool` makes sure two test calls never share an instance);
@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provnet import guard
+from provnet.vc import remote
+from provnet.vc.remote import media_call
 from provnet.vc.readiness import LayerResult, judge_media
 
 STREAMS = ("audio", "video")
@@ -48,139 +50,6 @@ ANSWER_TIMEOUT_S = 8.0
 #: SSH command timeout: answer + reports + debug + hang-up, with margin.
 CALL_TIMEOUT_S = ANSWER_TIMEOUT_S + MAX_WAIT_S + 10
 
-_REMOTE = r'''
-import json, socket, sys, time
-port, uri, hold, reports, max_wait, answer_s = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
-out = {"established": False, "events": [], "debug": {}, "error": ""}
-t0 = time.monotonic()
-buf = b""
-def now():
-    return round(time.monotonic() - t0, 3)
-def send(s, cmd, params=None, token=None):
-    d = {"command": cmd}
-    if params is not None:
-        d["params"] = params
-    if token:
-        d["token"] = token
-    c = json.dumps(d).encode()
-    s.sendall(str(len(c)).encode() + b":" + c + b",")
-def messages(s, until):
-    global buf
-    while True:
-        i = buf.find(b":")
-        if i > 0 and buf[:i].isdigit():
-            n = int(buf[:i])
-            if len(buf) >= i + n + 2:
-                msg, buf = buf[i + 1:i + 1 + n], buf[i + 2 + n:]
-                try:
-                    yield json.loads(msg)
-                except ValueError:
-                    pass
-                continue
-        left = until - time.monotonic()
-        if left <= 0:
-            return
-        s.settimeout(min(left, 0.5))
-        try:
-            data = s.recv(65536)
-        except socket.timeout:
-            continue
-        if not data:
-            raise ConnectionError("ctrl_tcp closed the connection")
-        buf += data
-def keep(m):
-    e = {"t": now(), "type": m.get("type"), "param": m.get("param", ""), "id": m.get("id", "")}
-    if "rtcp_stats" in m:
-        e["rtcp"] = m["rtcp_stats"]
-    out["events"].append(e)
-def ask(s, cmd, wait=3.0):
-    send(s, cmd, token=cmd)
-    for m in messages(s, time.monotonic() + wait):
-        if m.get("response") and m.get("token") == cmd:
-            return m.get("data", "")
-        if m.get("event") and (not call_id or m.get("id") in ("", call_id)):
-            keep(m)
-    return None
-call_id = ""
-for attempt in range(3):  # ctrl_tcp keeps one client: a connection it just replaced may close under us
-    try:
-        s = socket.create_connection(("127.0.0.1", port), 3)
-    except OSError as exc:
-        out["error"] = "connect: %s" % (exc.strerror or exc)
-        print(json.dumps(out)); sys.exit(0)
-    try:
-        buf = b""
-        ask(s, "hangup", 1.0)  # a call a killed earlier run left behind
-        for m in messages(s, time.monotonic() + 0.2):
-            pass
-        break
-    except (OSError, ConnectionError):
-        s.close()
-        time.sleep(0.3)
-try:
-    out["events"] = []
-    send(s, "dial", uri, "dial")
-    deadline, established, closed = time.monotonic() + answer_s, None, False
-    while not closed and time.monotonic() < deadline:
-        for m in messages(s, deadline):
-            if m.get("response") and m.get("token") == "dial" and not m.get("ok"):
-                out["error"] = "dial refused: %s" % m.get("data", "")
-                closed = True
-                break
-            if not m.get("event"):
-                continue
-            if not call_id and m.get("id") and m.get("peeruri", "").startswith(uri):
-                call_id = m["id"]
-            if m.get("id") and m.get("id") != call_id:
-                continue
-            keep(m)
-            if m.get("type") == "CALL_ESTABLISHED":
-                established = time.monotonic()
-                break
-            if m.get("type") == "CALL_CLOSED":
-                closed = True
-                break
-        if established:
-            break
-    if established:
-        out["established"], out["established_t"] = True, round(established - t0, 3)
-        def enough():
-            if time.monotonic() - established < hold:
-                return False
-            got = {}
-            for e in out["events"]:
-                r = e.get("rtcp")
-                if r and (r["tx"]["sent"] or r["rx"]["sent"]):
-                    got[e["param"]] = got.get(e["param"], 0) + 1
-            return all(got.get(k, 0) >= reports for k in ("audio", "video"))
-        end = established + max_wait
-        while time.monotonic() < end and not enough() and not closed:
-            for m in messages(s, min(end, time.monotonic() + 0.25)):
-                if m.get("event") and m.get("id") in ("", call_id):
-                    keep(m)
-                    if m.get("type") == "CALL_CLOSED":
-                        closed = True
-                        break
-        if not closed:
-            for cmd in ("audio_debug", "video_debug"):
-                out["debug"][cmd] = ask(s, cmd)
-    out["duration_s"] = round(time.monotonic() - (established or time.monotonic()), 3)
-except (OSError, ConnectionError) as exc:
-    out["error"] = "ctrl_tcp: %s" % exc
-finally:
-    try:
-        if not any(e["type"] == "CALL_CLOSED" for e in out["events"]):
-            send(s, "hangup", token="hangup")
-            for m in messages(s, time.monotonic() + 2.0):
-                if m.get("event") and m.get("id") == call_id and m.get("type") == "CALL_CLOSED":
-                    break
-        s.close()
-    except Exception:
-        pass
-print(json.dumps(out))
-'''
-
-
 def remote_script(port: int, target: str, user: str, *, hold: float = HOLD_S, reports: int = REPORTS,
                   max_wait: float = MAX_WAIT_S, answer_timeout: float = ANSWER_TIMEOUT_S,
                   production: bool = False) -> list[str]:
@@ -189,7 +58,7 @@ def remote_script(port: int, target: str, user: str, *, hold: float = HOLD_S, re
     The endpoint's address passes the guard here, before the command is handed to SSH.
     """
     guard.check(target, production=production, purpose="place a test call to")
-    return ["python3", "-c", _REMOTE, str(port), f"sip:{user}@{target}", f"{hold:g}", str(reports),
+    return ["python3", "-c", remote.source(media_call), str(port), f"sip:{user}@{target}", f"{hold:g}", str(reports),
             f"{max_wait:g}", f"{answer_timeout:g}"]
 
 

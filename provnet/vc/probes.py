@@ -41,9 +41,9 @@ from provnet import guard
 from provnet.drivers.base import DriverError
 from provnet.drivers.ssh import SSH, ChannelRefused, ConnectError, Result, lab_key
 from provnet.errors import ProvnetError
-from provnet.hostvars import service_address
 from provnet.model import Model
-from provnet.vc import kamailio, media as vcmedia, sip
+from provnet.vc import kamailio, media as vcmedia, remote, sip
+from provnet.vc.remote import listening_ports
 from provnet.vc.readiness import Endpoint, LayerResult, thresholds
 
 SSH_PORT = 22
@@ -101,11 +101,6 @@ def bgp_state(neighbors: dict[str, Any], peer: str) -> tuple[str, dict[str, Any]
 
 
 _RTT = re.compile(r"time[=<]([\d.]+)\s*ms")
-
-
-def _hex_ipv4(address: str) -> str:
-    """An IPv4 address as /proc/net/tcp writes it (host byte order on little-endian: 127.0.0.1 → 0100007F)."""
-    return "".join(f"{int(o):02X}" for o in reversed(address.split(".")))
 
 
 def parse_ping(output: str) -> float | None:
@@ -269,7 +264,7 @@ class LabProbes:
         self.core = next(h for h, d in m.devices.items() if d.role == "core")
         self.registrar_host = m.services["sip_registrar"]
         self.bridge_host = m.services["bridge"]
-        self.bridge_data = service_address(m, "bridge")
+        self.bridge_data = str(m.service_address("bridge"))
         bdev = m.devices[self.bridge_host]
         users = (m.credentials["admin_user"],) + (() if m.production else ("root",))
         # one shared SSH connection: a channel per media slot plus room for pings and OPTIONS
@@ -326,7 +321,7 @@ class LabProbes:
         site = self.m.sites[ep.site]
         # The CE's loopback proves the circuit and the eBGP session; a missing LAN prefix (a VLAN
         # whose only host is down) is the endpoint-host layer's finding, not the WAN's.
-        prefixes = [f"{site.loopback}/32"]
+        prefixes = [str(site.prefixes[0])]  # the model's announced prefixes start with the loopback
         rib, error = self._route_table()
         if rib is None:
             return LayerResult(False, f"cannot read {self.core}'s routing table ({error}) — the WAN cannot be "
@@ -427,14 +422,11 @@ class LabProbes:
             if self._slots is not None:
                 return self._slots
         ports = [PROBE_CTRL_BASE + i for i in range(self.media_slots)]
-        # listening sockets from /proc/net/tcp, not a connection: ctrl_tcp serves one client and a
-        # probing connect would replace (and then close) the one a test call is using
-        script = ("import json\nports=set(%s)\nok=[]\nfor line in open('/proc/net/tcp').read().splitlines()[1:]:\n"
-                  "    f=line.split()\n    a,p=f[1].split(':')\n"
-                  "    if f[3]=='0A' and a=='%s' and int(p,16) in ports: ok.append(int(p,16))\n"
-                  "print(json.dumps(sorted(set(ok))))\n") % (json.dumps(ports), _hex_ipv4(PROBE_CTRL_HOST))
+        # listening sockets, not a connection: ctrl_tcp serves one client and a probing connect
+        # would replace (and then close) the one a test call is using
+        argv = ["python3", "-c", remote.source(listening_ports), json.dumps(ports), PROBE_CTRL_HOST]
         try:
-            res = self.bridge.run(f"python3 -c {shlex.quote(script)}", timeout=15)
+            res = self.bridge.run(shlex.join(argv), timeout=15)
             slots = [p - PROBE_CTRL_BASE for p in json.loads(res.out.strip().splitlines()[-1])] if res.rc == 0 else []
         except (DriverError, ProvnetError, ValueError, IndexError):
             slots = []

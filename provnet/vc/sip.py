@@ -8,8 +8,8 @@ before any socket is opened.
 
 In the lab (and in production) the CE firewall only lets the DC registrar and bridge
 reach an endpoint's SIP port, so readiness sends the OPTIONS *from the bridge host*:
-:func:`remote_script` is a self-contained ``python3`` program carrying the request
-built here; its output (JSON, the response in base64) is parsed here too.
+:func:`remote_script` runs :mod:`provnet.vc.remote.sip_options` there (``python3 -c``)
+with the request built here; its output (JSON, the response in base64) is parsed here too.
 """
 
 from __future__ import annotations
@@ -23,19 +23,14 @@ import time
 from dataclasses import dataclass, field
 
 from provnet import guard
+from provnet.vc import sipmsg
+from provnet.vc import remote
+from provnet.vc.remote import sip_options
+from provnet.vc.sipmsg import BRANCH_COOKIE, new_branch
 
-#: RFC 3261 magic cookie: every branch we create starts with it.
-BRANCH_COOKIE = "z9hG4bK"
 T1 = 0.5  # RFC 3261 timer T1 (s)
 USER_AGENT = "provnet-readiness/1"
-#: Compact header forms (RFC 3261 §7.3.3) → full names, lower-case.
-COMPACT = {"v": "via", "f": "from", "t": "to", "i": "call-id", "m": "contact", "l": "content-length",
-           "c": "content-type", "k": "supported", "s": "subject", "e": "content-encoding"}
 _STATUS = re.compile(r"^SIP/(?P<version>2\.0)\s+(?P<code>\d{3})\s*(?P<reason>.*)$")
-
-
-def new_branch() -> str:
-    return BRANCH_COOKIE + secrets.token_hex(8)
 
 
 def new_tag() -> str:
@@ -100,8 +95,7 @@ class SipResponse:
 
     def header(self, name: str) -> str | None:
         """The first value of a header (full or compact name, any case)."""
-        key = COMPACT.get(name.lower(), name.lower())
-        values = self.headers.get(key)
+        values = self.headers.get(sipmsg.full_name(name).lower())
         return values[0] if values else None
 
     @property
@@ -110,9 +104,7 @@ class SipResponse:
 
     @property
     def branch(self) -> str | None:
-        via = self.header("via") or ""
-        m = re.search(r";\s*branch=([^;,\s]+)", via)
-        return m.group(1) if m else None
+        return sipmsg.branch_of(self.header("via") or "") or None
 
     @property
     def call_id(self) -> str | None:
@@ -129,30 +121,15 @@ class SipParseError(ValueError):
 
 
 def parse_response(data: bytes | str) -> SipResponse:
-    """A SIP response datagram → status, reason, headers (folded lines joined, compact forms expanded)."""
-    text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
-    head, _, body = text.partition("\r\n\r\n")
-    if not _ and "\n\n" in text:
-        head, _, body = text.partition("\n\n")
-    lines = re.split(r"\r?\n", head)
-    m = _STATUS.match(lines[0].strip()) if lines else None
+    """A SIP response datagram → status, reason, headers (lower-case full names; :func:`sipmsg.parse`)."""
+    msg = sipmsg.parse(data)
+    m = _STATUS.match(msg.first)
     if m is None:
-        raise SipParseError(f"not a SIP response: {lines[0][:80]!r}" if lines else "empty datagram")
+        raise SipParseError(f"not a SIP response: {msg.first[:80]!r}")
     headers: dict[str, list[str]] = {}
-    last: str | None = None
-    for line in lines[1:]:
-        if not line:
-            continue
-        if line[0] in " \t" and last is not None:  # folded continuation
-            headers[last][-1] += " " + line.strip()
-            continue
-        if ":" not in line:
-            continue
-        name, value = line.split(":", 1)
-        key = COMPACT.get(name.strip().lower(), name.strip().lower())
-        headers.setdefault(key, []).append(value.strip())
-        last = key
-    return SipResponse(int(m.group("code")), m.group("reason").strip(), headers, body)
+    for name, value in msg.headers:
+        headers.setdefault(name.lower(), []).append(value)
+    return SipResponse(int(m.group("code")), m.group("reason").strip(), headers, msg.body)
 
 
 def matches(resp: SipResponse, req: OptionsRequest) -> bool:
@@ -236,39 +213,7 @@ def _exchange(sock: socket.socket, req: OptionsRequest, dest: tuple[str, int], t
 
 # ------------------------------------------------------------------ sending from another host
 
-_REMOTE = r'''
-import base64, json, socket, sys, time
-req = base64.b64decode(sys.argv[1]); dest = (sys.argv[2], int(sys.argv[3])); local = sys.argv[4]
-timeout = float(sys.argv[5]); schedule = json.loads(sys.argv[6]); branch = sys.argv[7].encode()
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((local, int(sys.argv[8])))
-req = req.replace(b"@@PORT@@", str(s.getsockname()[1]).encode())
-start = time.monotonic(); sent = 0; out = {"reply": None, "rtt_ms": None, "sent": 0, "error": ""}
-while True:
-    now = time.monotonic() - start
-    while sent < len(schedule) and schedule[sent] <= now:
-        s.sendto(req, dest); sent += 1
-    if now >= timeout:
-        break
-    nxt = schedule[sent] if sent < len(schedule) else timeout
-    s.settimeout(max(min(nxt, timeout) - now, 0.001))
-    try:
-        data, _ = s.recvfrom(65535)
-    except socket.timeout:
-        continue
-    except OSError as e:
-        out["error"] = str(e.strerror or e); break
-    first = data.split(b"\r\n", 1)[0]
-    if branch not in data or not first.startswith(b"SIP/2.0 "):
-        continue
-    out["reply"] = base64.b64encode(data).decode()
-    if not first[8:9] == b"1":
-        out["rtt_ms"] = round((time.monotonic() - start) * 1000, 2); break
-out["sent"] = sent
-print(json.dumps(out))
-'''
-
-
-PORT_PLACEHOLDER = "@@PORT@@"
+PORT_PLACEHOLDER = sip_options.PORT_PLACEHOLDER
 
 
 def remote_script(target: str, port: int, local_ip: str, *, local_port: int = 0, timeout: float = 2.0,
@@ -282,7 +227,7 @@ def remote_script(target: str, port: int, local_ip: str, *, local_port: int = 0,
     """
     guard.check(target, production=production, purpose="send SIP OPTIONS to")
     req = build_options(target, port, local_ip, local_port or PORT_PLACEHOLDER, user=user, domain=domain)
-    argv = ["python3", "-c", _REMOTE, base64.b64encode(req.data).decode(), target, str(port), local_ip,
+    argv = ["python3", "-c", remote.source(sip_options), base64.b64encode(req.data).decode(), target, str(port), local_ip,
             f"{timeout:g}", json.dumps(retransmit_schedule(timeout)), req.branch, str(local_port)]
     return argv, req
 
