@@ -8,7 +8,7 @@ and never re-derive a fact.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +16,8 @@ from typing import Any, Literal
 from provnet import ipam, schema, sot
 from provnet.errors import InventoryError, Problem
 from provnet.ipam import PoolExhausted
+from provnet.neighbours import Neighbours
+from provnet.neighbours import resolve as resolve_neighbours
 
 Level = Literal["dc", "district", "commune", "carrier"]
 ROUTER_ROLES = ("ce", "core", "firewall")
@@ -28,6 +30,7 @@ class Interface:
     name: str
     segment: str
     address: IPv4Interface | None = None
+    peer: str | None = None          # the node across this interface's cable (none on a switched zone's host side)
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class Device:
     oob_address: IPv4Interface | None = None
     management: Literal["oob", "inband"] = "oob"
     sip: SipAccount | None = None
+    neighbours: Neighbours = field(default_factory=Neighbours)
 
     @property
     def platform(self) -> str:
@@ -79,6 +83,11 @@ class Device:
             if iface.address is not None:
                 return str(iface.address.ip)
         raise ValueError(f"{self.hostname} has no management address")
+
+    @property
+    def data_address(self) -> IPv4Address | None:
+        """The device's first data-plane address (where its services listen)."""
+        return next((i.address.ip for i in self.interfaces if i.address is not None), None)
 
     def interface(self, name: str) -> Interface:
         return next(i for i in self.interfaces if i.name == name)
@@ -185,6 +194,17 @@ class Model:
     def communes(self) -> list[Site]:
         return [s for s in self.sites.values() if s.level == "commune"]
 
+    def service_address(self, service: str) -> IPv4Address:
+        """The data-plane address of the DC server that provides a service."""
+        dev = self.devices[self.services[service]]
+        if dev.data_address is None:
+            raise ValueError(f"service {service}: {dev.hostname} has no data-plane address")
+        return dev.data_address
+
+    def sip_accounts(self) -> list[SipAccount]:
+        """Every endpoint's account, in site order: what the registrar serves."""
+        return [d.sip for d in self.devices.values() if d.sip is not None]
+
     def site_supernets(self) -> list[str]:
         """Every site address lies in these: the loopback pool and the VLAN pools."""
         src = self.source.province
@@ -238,23 +258,21 @@ def load(root: Path | str, shown_root: str | None = None) -> Model:
 _CACHE: dict[Path, tuple[tuple[tuple[str, int, int], ...], Model]] = {}
 
 
-def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
-    """Every YAML file of the inventory (and of its ``base:``), with mtime and size."""
-    roots = [root]
-    try:
-        for line in (root / sot.PROVINCE_FILE).read_text(encoding="utf-8").splitlines():
-            if line.startswith("base:"):
-                roots.append((root / line.split(":", 1)[1].split("#")[0].strip().strip("'\"")).resolve())
-    except OSError:
-        pass
+def _fingerprint(src: sot.Source) -> tuple[tuple[str, int, int], ...]:
+    """The files the model was read from (``sot`` records them) and its site folders' listings."""
     out = []
-    for r in roots:
-        for p in sorted(r.rglob("*.y*ml")):
-            try:
-                st = p.stat()  # follows symlinks (subset inventories link their site files)
-            except OSError:
-                continue
-            out.append((str(p), st.st_mtime_ns, st.st_size))
+    for p in src.files:
+        try:
+            st = p.stat()  # follows symlinks (subset inventories link their site files)
+        except OSError:
+            out.append((str(p), -1, -1))
+            continue
+        out.append((str(p), st.st_mtime_ns, st.st_size))
+    for folder in src.folders:
+        try:
+            out.append((str(folder), folder.stat().st_mtime_ns, len(list(folder.iterdir()))))
+        except OSError:
+            out.append((str(folder), -1, -1))
     return tuple(out)
 
 
@@ -266,44 +284,53 @@ def load_cached(root: Path | str) -> Model:
     province once per device.
     """
     key = Path(root).resolve()
-    fp = _fingerprint(key)
     hit = _CACHE.get(key)
-    if hit is not None and hit[0] == fp:
+    if hit is not None and hit[0] == _fingerprint(hit[1].source):
         return hit[1]
     m = load(root)
-    _CACHE[key] = (fp, m)
+    _CACHE[key] = (_fingerprint(m.source), m)
     return m
 
 
 def compile_source(src: sot.Source) -> Model:
-    """Allocate addresses and build the device graph; raise on what cannot fit."""
+    """Allocate addresses, build the device graph, resolve neighbours; raise on what cannot fit."""
     try:
-        return _compile(src)
+        m = _compile(src)
     except PoolExhausted as exc:
         raise InventoryError([Problem(str(src.root / sot.PROVINCE_FILE), "pools", str(exc),
                                       "enlarge the pool or lower the index")]) from None
+    return resolve_neighbours(m)
 
 
-def _compile(src: sot.Source) -> Model:
-    p = src.province
-    pools = p.pools
-    lo_pool, wan_pool = ipam.net(pools.loopback), ipam.net(pools.wan)
-    oob_pool = ipam.net(pools.oob) if pools.oob else None
-    blk = pools.oob_block_prefix
-    block0 = ipam.oob_block(oob_pool, blk, 0) if oob_pool else None
-    devices: dict[str, Device] = {}
-    segments: list[Segment] = []
-    pe_ifaces: list[Interface] = []
-    sites: dict[str, Site] = {}
-    districts = {s.slug for s in src.sites if s.level == "district"}
-    _ = districts
+@dataclass
+class _Build:
+    """What the compile stages accumulate."""
 
-    # --- DC
-    dc_link = ipam.wan_link(wan_pool, 0)
+    src: sot.Source
+    devices: dict[str, Device] = field(default_factory=dict)
+    segments: list[Segment] = field(default_factory=list)
+    pe_ifaces: list[Interface] = field(default_factory=list)
+    sites: dict[str, Site] = field(default_factory=dict)
+
+    @property
+    def p(self) -> schema.ProvinceFile:
+        return self.src.province
+
+    def oob_block(self, n: int) -> IPv4Network | None:
+        pools = self.p.pools
+        return ipam.oob_block(ipam.net(pools.oob), pools.oob_block_prefix, n) if pools.oob else None
+
+
+def _compile_dc(b: _Build) -> None:
+    """The DC: its devices on their zones, the core's WAN link, switched zones' ports."""
+    p = b.p
+    dc_link = ipam.wan_link(ipam.net(p.pools.wan), 0)
     dc_lo = ipam.net(p.dc.loopback)
+    block0 = b.oob_block(0)
     zone_members: dict[str, list[tuple[str, str]]] = {z: [] for z in p.dc.zones}
     core = next((n for n, d in p.dc.devices.items() if d.role == "core"), None)
     for name, d in sorted(p.dc.devices.items(), key=lambda kv: kv[1].index):
+        what = f"dc.devices.{name}"
         ifaces: list[Interface] = []
         if name == core:
             ifaces.append(Interface("wan0", "wan-dc", ipam.wan_ce(dc_link)))
@@ -311,110 +338,117 @@ def _compile(src: sot.Source) -> Model:
             z = p.dc.zones[zone]
             # a switch's own address sits on its bridge for the zone (in-band management)
             ifname = f"br{z.vlan or 0}" if z.switch == name else f"{zone[:12]}0"
-            ifaces.append(Interface(ifname, f"dc-{zone}", ipam.host(ipam.net(z.prefix), d.index, f"dc.devices.{name}")))
+            ifaces.append(Interface(ifname, f"dc-{zone}", ipam.host(ipam.net(z.prefix), d.index, what)))
             zone_members[zone].append((name, ifname))
-        devices[name] = Device(
+        router = d.role in ROUTER_ROLES
+        b.devices[name] = Device(
             hostname=name, role=d.role, platforms=d.platforms(), level="dc", index=d.index,
             interfaces=tuple(ifaces),
-            loopback=ipam.host(dc_lo, d.index, f"dc.devices.{name}").ip if d.role in ROUTER_ROLES else None,
-            asn=p.asn_range.start if d.role in ROUTER_ROLES else None,
-            oob_address=ipam.host(block0, d.index, f"dc.devices.{name} (out-of-band block 0)") if block0 else None,
+            loopback=ipam.host(dc_lo, d.index, what).ip if router else None,
+            asn=p.asn_range.start if router else None,
+            oob_address=ipam.host(block0, d.index, f"{what} (out-of-band block 0)") if block0 else None,
         )
-    segments.append(Segment("wan-dc", "wan", dc_link, ((core, "wan0"), (p.carrier.pe_hostname, "dc0")) if core else ()))
-    pe_ifaces.append(Interface("dc0", "wan-dc", ipam.wan_pe(dc_link)))
+    b.segments.append(Segment("wan-dc", "wan", dc_link,
+                              ((core, "wan0"), (p.carrier.pe_hostname, "dc0")) if core else ()))
+    b.pe_ifaces.append(Interface("dc0", "wan-dc", ipam.wan_pe(dc_link)))
     for zone, z in p.dc.zones.items():
         members = tuple(zone_members[zone])
         if z.switch is not None:
-            sw = devices[z.switch]
-            ports = tuple(Interface(f"p{z.vlan or 0}-{devices[h].index}", f"dc-{zone}")
+            sw = b.devices[z.switch]
+            ports = tuple(Interface(f"p{z.vlan or 0}-{b.devices[h].index}", f"dc-{zone}")
                           for h, _ in members if h != z.switch)
-            devices[z.switch] = _replace(sw, interfaces=sw.interfaces + ports)
+            b.devices[z.switch] = replace(sw, interfaces=sw.interfaces + ports)
             members = members + tuple((z.switch, i.name) for i in ports)
-        segments.append(Segment(f"dc-{zone}", "dc", ipam.net(z.prefix), members, vlan=z.vlan, switch=z.switch))
+        b.segments.append(Segment(f"dc-{zone}", "dc", ipam.net(z.prefix), members, vlan=z.vlan, switch=z.switch))
 
-    # --- sites
-    for s in sorted(src.sites, key=lambda s: s.id):
-        defs = s.devices if s.devices is not None else p.site_defaults.devices
-        link = ipam.wan_link(wan_pool, s.id)
-        lo = ipam.loopback(lo_pool, s.id)
-        lans = {}
-        for vname, v in sorted(p.vlans.items(), key=lambda kv: kv[1].id):
-            subnet = ipam.lan(ipam.net(v.pool), v.prefix, s.id)
-            lans[vname] = Lan(vname, v.id, subnet, ipam.host(subnet, 1, f"site '{s.slug}' VLAN {vname}"))
-        block = ipam.oob_block(oob_pool, blk, s.id) if oob_pool else None
-        hostnames = []
-        lan_members: dict[str, list[tuple[str, str]]] = {v: [] for v in lans}
-        for key, d in sorted(defs.items(), key=lambda kv: kv[1].index):
-            hostname = f"{s.slug}-{key}"
-            hostnames.append(hostname)
-            ifaces = []
-            what = f"site '{s.slug}' device {key}"
-            if d.role == "ce":
-                ifaces.append(Interface("wan0", f"wan-{s.slug}", ipam.wan_ce(link)))
-                for vname, l in lans.items():
-                    ifname = f"vl{l.vlan}"
-                    ifaces.append(Interface(ifname, f"lan-{s.slug}-{vname}", ipam.host(l.subnet, d.index, what)))
-                    lan_members[vname].append((hostname, ifname))
-            elif d.vlan is not None:
-                l = lans[d.vlan]
-                ifaces.append(Interface("eth0", f"lan-{s.slug}-{d.vlan}", ipam.host(l.subnet, d.index, what)))
-                lan_members[d.vlan].append((hostname, "eth0"))
-            sip = None
-            if d.role == "endpoint":
-                sip = SipAccount(
-                    user=s.slug, extension=str(10000 + s.id), domain=p.sip.domain,
-                    display_name=s.name,
-                    password_ref=p.sip.password.replace("{hostname}", hostname.replace("-", "_"))
-                    .replace("{slug}", s.slug.replace("-", "_")),
-                )
-            devices[hostname] = Device(
-                hostname=hostname, role=d.role, platforms=d.platforms(), level=s.level, index=d.index,
-                site=s.slug, district=s.slug if s.level == "district" else s.district,
-                interfaces=tuple(ifaces),
-                loopback=lo if d.role == "ce" else None,
-                asn=ipam.asn(p.asn_range.start, s.id) if d.role == "ce" else None,
-                oob_address=ipam.host(block, d.index, what + " (out-of-band)") if block else None,
-                management=s.management, sip=sip,
-            )
-        ce = next((h for h in hostnames if devices[h].role == "ce"), None)
-        if ce is not None:
-            pe_if = f"ce{s.id}"
-            pe_ifaces.append(Interface(pe_if, f"wan-{s.slug}", ipam.wan_pe(link)))
-            segments.append(Segment(f"wan-{s.slug}", "wan", link, ((ce, "wan0"), (p.carrier.pe_hostname, pe_if)), site=s.slug))
-        for vname, l in lans.items():
-            segments.append(Segment(f"lan-{s.slug}-{vname}", "lan", l.subnet, tuple(lan_members[vname]),
-                                    vlan=l.vlan, site=s.slug))
-        sites[s.slug] = Site(
-            id=s.id, code=s.code, name=s.name, slug=s.slug, level=s.level, kind=s.kind,
-            district=s.district, circuit_id=s.circuit_id, contact_name=s.contact.name,
-            contact_phone=s.contact.phone,
-            bandwidth_mbps=s.bandwidth_mbps or p.site_defaults.bandwidth_mbps,
-            management=s.management, asn=ipam.asn(p.asn_range.start, s.id), loopback=lo, wan=link,
-            wan_pe=ipam.wan_pe(link), wan_ce=ipam.wan_ce(link), lans=lans, devices=tuple(hostnames),
-            oob_block=block,
+
+def _sip_account(p: schema.ProvinceFile, s: schema.SiteFile, hostname: str) -> SipAccount:
+    return SipAccount(
+        user=s.slug, extension=str(10000 + s.id), domain=p.sip.domain, display_name=s.name,
+        password_ref=p.sip.password.replace("{hostname}", hostname.replace("-", "_"))
+        .replace("{slug}", s.slug.replace("-", "_")),
+    )
+
+
+def _compile_site(b: _Build, s: schema.SiteFile) -> None:
+    """One site: its WAN /31 to the PE, its VLANs, its devices."""
+    p = b.p
+    link = ipam.wan_link(ipam.net(p.pools.wan), s.id)
+    lo = ipam.loopback(ipam.net(p.pools.loopback), s.id)
+    lans = {}
+    for vname, v in sorted(p.vlans.items(), key=lambda kv: kv[1].id):
+        subnet = ipam.lan(ipam.net(v.pool), v.prefix, s.id)
+        lans[vname] = Lan(vname, v.id, subnet, ipam.host(subnet, 1, f"site '{s.slug}' VLAN {vname}"))
+    block = b.oob_block(s.id)
+    lan_members: dict[str, list[tuple[str, str]]] = {v: [] for v in lans}
+    hostnames = []
+    for hostname, (key, d) in sorted(sot.site_devices(s, p).items(), key=lambda kv: kv[1][1].index):
+        hostnames.append(hostname)
+        what = f"site '{s.slug}' device {key}"
+        ifaces = []
+        if d.role == "ce":
+            ifaces.append(Interface("wan0", f"wan-{s.slug}", ipam.wan_ce(link)))
+            for vname, l in lans.items():
+                ifaces.append(Interface(f"vl{l.vlan}", f"lan-{s.slug}-{vname}", ipam.host(l.subnet, d.index, what)))
+                lan_members[vname].append((hostname, f"vl{l.vlan}"))
+        elif d.vlan is not None:
+            ifaces.append(Interface("eth0", f"lan-{s.slug}-{d.vlan}", ipam.host(lans[d.vlan].subnet, d.index, what)))
+            lan_members[d.vlan].append((hostname, "eth0"))
+        b.devices[hostname] = Device(
+            hostname=hostname, role=d.role, platforms=d.platforms(), level=s.level, index=d.index,
+            site=s.slug, district=s.slug if s.level == "district" else s.district,
+            interfaces=tuple(ifaces),
+            loopback=lo if d.role == "ce" else None,
+            asn=ipam.asn(p.asn_range.start, s.id) if d.role == "ce" else None,
+            oob_address=ipam.host(block, d.index, what + " (out-of-band)") if block else None,
+            management=s.management, sip=_sip_account(p, s, hostname) if d.role == "endpoint" else None,
         )
+    ce = next((h for h in hostnames if b.devices[h].role == "ce"), None)
+    if ce is not None:
+        pe_if = f"ce{s.id}"
+        b.pe_ifaces.append(Interface(pe_if, f"wan-{s.slug}", ipam.wan_pe(link)))
+        b.segments.append(Segment(f"wan-{s.slug}", "wan", link, ((ce, "wan0"), (p.carrier.pe_hostname, pe_if)),
+                                  site=s.slug))
+    for vname, l in lans.items():
+        b.segments.append(Segment(f"lan-{s.slug}-{vname}", "lan", l.subnet, tuple(lan_members[vname]),
+                                  vlan=l.vlan, site=s.slug))
+    b.sites[s.slug] = Site(
+        id=s.id, code=s.code, name=s.name, slug=s.slug, level=s.level, kind=s.kind,
+        district=s.district, circuit_id=s.circuit_id, contact_name=s.contact.name,
+        contact_phone=s.contact.phone,
+        bandwidth_mbps=s.bandwidth_mbps or p.site_defaults.bandwidth_mbps,
+        management=s.management, asn=ipam.asn(p.asn_range.start, s.id), loopback=lo, wan=link,
+        wan_pe=ipam.wan_pe(link), wan_ce=ipam.wan_ce(link), lans=lans, devices=tuple(hostnames),
+        oob_block=block,
+    )
 
+
+def _compile(src: sot.Source) -> Model:
+    b = _Build(src)
+    p = b.p
+    _compile_dc(b)
+    for s in sorted(src.sites, key=lambda s: s.id):
+        _compile_site(b, s)
+    block0 = b.oob_block(0)
     pe = Device(
         hostname=p.carrier.pe_hostname, role="pe", platforms=("frr",), level="carrier", index=2,
-        interfaces=tuple(pe_ifaces), asn=p.carrier.asn,
+        interfaces=tuple(b.pe_ifaces), asn=p.carrier.asn,
         oob_address=ipam.host(block0, 2, "carrier PE (out-of-band block 0)") if block0 else None,
     )
-    links = _links(segments)
     controller_data = controller_gateway = None
     if p.dc.controller_zone is not None:
         zone = ipam.net(p.dc.zones[p.dc.controller_zone].prefix)
         controller_data = ipam.host(zone, 1, "controller (dc.controller_zone host 1)")
-        seg = next(s for s in segments if s.name == f"dc-{p.dc.controller_zone}")
-        gw = next(((h, i) for h, i in seg.members if devices[h].role in ROUTER_ROLES), None)
-        controller_gateway = gw
-    dc_prefixes = (dc_lo,) + tuple(ipam.net(z.prefix) for z in p.dc.zones.values())
+        seg = next(s for s in b.segments if s.name == f"dc-{p.dc.controller_zone}")
+        controller_gateway = next(((h, i) for h, i in seg.members if b.devices[h].role in ROUTER_ROLES), None)
+    dc_prefixes = (ipam.net(p.dc.loopback),) + tuple(ipam.net(z.prefix) for z in p.dc.zones.values())
     return Model(
         root=src.root, name=p.province.name, code=p.province.code, production=p.province.production,
         carrier_name=p.carrier.name, carrier_asn=p.carrier.asn, dc_asn=p.asn_range.start,
         sip_domain=p.sip.domain, sip_port=p.sip.port, rtp_ports=p.sip.rtp_ports,
         register_interval=p.sip.register_interval, max_expires=p.sip.max_expires, sip_rpc_port=p.sip.rpc_port,
-        sites=sites, devices=devices, pe=pe, segments=tuple(segments), links=links,
-        services=p.services.model_dump(), oob_network=oob_pool,
+        sites=b.sites, devices=b.devices, pe=pe, segments=tuple(b.segments), links=_links(b.segments),
+        services=p.services.model_dump(), oob_network=ipam.net(p.pools.oob) if p.pools.oob else None,
         controller_oob=ipam.host(block0, 1, "controller (out-of-band block 0)") if block0 else None,
         controller_data=controller_data, controller_gateway=controller_gateway,
         dc_prefixes=dc_prefixes, credentials=p.credentials.model_dump(), vc=p.vc, source=src,
@@ -442,15 +476,5 @@ def _links(segments: list[Segment]) -> tuple[Link, ...]:
     return tuple(out)
 
 
-def _replace(dev: Device, **changes: Any) -> Device:
-    from dataclasses import replace
-    return replace(dev, **changes)
-
-
-def site_label(site: Site) -> str:
-    """How a site is shown to people: Vietnamese name and slug."""
-    return f"{site.name} ({site.slug})"
-
-
 __all__ = ["Model", "Link", "Site", "Device", "Interface", "Segment", "Lan", "SipAccount", "load",
-           "compile_source", "site_label", "schema"]
+           "compile_source", "schema"]

@@ -83,41 +83,9 @@ def template_names(m: Model, platform: str) -> list[str]:
     return sorted(names)
 
 
-_SITES: dict[int, tuple[Model, list[dict[str, Any]]]] = {}
-
-
-def sites_table(m: Model) -> list[dict[str, Any]]:
-    """Every site's routing facts, built once per model (every device's context shares it)."""
-    hit = _SITES.get(id(m))
-    if hit is not None and hit[0] is m:
-        return hit[1]
-    table = [
-        {"slug": s.slug, "name": s.name, "loopback": str(s.loopback), "asn": s.asn,
-         "prefixes": [str(p) for p in s.prefixes],
-         "lans": {k: str(v.subnet) for k, v in s.lans.items()},
-         "endpoint": next((m.devices[h].interfaces[0].address and str(m.devices[h].interfaces[0].address.ip)
-                           for h in s.devices if m.devices[h].role == "endpoint"), None)}
-        for s in sorted(m.sites.values(), key=lambda s: s.id)
-    ]
-    _SITES.clear()  # one model at a time: no growth across reloads
-    _SITES[id(m)] = (m, table)
-    return table
-
-
 def context(m: Model, dev: Device, secrets: dict[str, str] | None = None) -> dict[str, Any]:
-    """What a template sees: the device's hostvars plus the model's cross-device facts."""
+    """What a template sees: the device's hostvars plus ``secret(ref)``, and nothing else."""
     ctx = device_vars(m, dev)
-    ctx["provnet_pe"] = {"asn": m.carrier_asn}
-    ctx["provnet_sites"] = sites_table(m)
-    ctx["provnet_dc"] = {name: {"role": d.role, "index": d.index,
-                                "addresses": {i.name: str(i.address) for i in d.interfaces if i.address}}
-                         for name, d in m.devices.items() if d.level == "dc"}
-    ctx["provnet_oob"] = {"network": str(m.oob_network) if m.oob_network else None,
-                          "controller": str(m.controller_oob.ip) if m.controller_oob else None}
-    src = m.source.province
-    ctx["provnet_pools"] = {"loopback": src.pools.loopback, "wan": src.pools.wan,
-                            "vlans": {k: v.pool for k, v in src.vlans.items()},
-                            "site_supernets": ctx["provnet_site_supernets"]}
     ctx["secret"] = (lambda ref: secrets.get(ref.removeprefix("vault:"), ref)) if secrets else (lambda ref: ref)
     return ctx
 

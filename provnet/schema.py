@@ -195,7 +195,8 @@ class Vc(Strict):
     recorders: list[str] = Field(default_factory=list)
     # baresip's scheduling niceness (systemd Nice=) on the endpoints the vc_endpoint role runs. A lab
     # runs every synthetic endpoint on the same CPUs as the bridge, registrar and routers, which
-    # production gives their own hardware: inventory/thanhhoa-lab (166 sites) sets 10 so those go first.
+    # production gives their own hardware: inventory/thanhhoa-lab (166 sites) sets 19 so those go first
+    # (effective because `provnet lab up` turns the kernel's scheduler autogroups off).
     endpoint_nice: int = Field(default=0, ge=0, le=19)
     meetings: dict[str, MeetingDef] = Field(default_factory=dict)
     probe_slots: int = Field(default=4, ge=1, le=64)             # readiness test calls at once (vc_probe)
@@ -204,6 +205,14 @@ class Vc(Strict):
     thresholds: VcThresholds = Field(default_factory=VcThresholds)
 
     _s = field_validator("secret", mode="before")(lambda v: _secret(v))
+
+    def tone_hz_of(self, site: str | None) -> int:
+        """A lab endpoint's synthetic microphone: the chair's sine differs from everyone else's."""
+        return self.chair_tone_hz if site is not None and site == self.chair else self.tone_hz
+
+    def records(self, site: str | None) -> bool:
+        """Whether the site's lab endpoint records its calls."""
+        return site is not None and site in self.recorders
 
 
 class SiteDefaults(Strict):

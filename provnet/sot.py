@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from provnet import schema
 from provnet.errors import InventoryError, Problem
-from provnet.yamlio import YamlSyntaxError, load
+from provnet.yamlio import YamlLimitError, YamlSyntaxError, excerpt, load
 
 PROVINCE_FILE = "province.yml"
 IDS_FILE = "ids.yml"
@@ -35,6 +35,18 @@ class Source:
     site_files: dict[str, Path]
     ids: schema.IdsFile | None
     files: tuple[Path, ...] = field(default=())
+    folders: tuple[Path, ...] = field(default=())   # whose listing decides which files are read
+
+
+def hostname(slug: str, key: str) -> str:
+    """A site device's hostname: ``<site slug>-<device key>``."""
+    return f"{slug}-{key}"
+
+
+def site_devices(site: schema.SiteFile, province: schema.ProvinceFile) -> dict[str, tuple[str, schema.DeviceDef]]:
+    """hostname → (key, definition): the site's own ``devices``, or site_defaults' when it has none."""
+    defs = site.devices if site.devices is not None else province.site_defaults.devices
+    return {hostname(site.slug, key): (key, d) for key, d in defs.items()}
 
 
 # ---------------------------------------------------------------- file reading
@@ -53,6 +65,9 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def _read_mapping(path: Path, shown: str, problems: list[Problem]) -> dict[str, Any] | None:
     try:
         data = load(path)
+    except YamlLimitError as exc:
+        problems.append(Problem(shown, exc.obj, str(exc), exc.fix))
+        return None
     except YamlSyntaxError as exc:
         where = f" at line {exc.line}" if exc.line else ""
         problems.append(Problem(shown, "file", f"YAML syntax error{where}: {exc}", "correct the YAML syntax"))
@@ -147,18 +162,18 @@ def schema_problems(
             problems.append(Problem(shown, where, f"missing required field '{loc[-1]}'",
                                     f"add '{loc[-1]}' (see docs/inventory.md)"))
         elif kind in _TYPE_WORDS and _TYPE_WORDS[kind]:
-            problems.append(Problem(shown, where, f"must be {_TYPE_WORDS[kind]}, got {value!r}",
+            problems.append(Problem(shown, where, f"must be {_TYPE_WORDS[kind]}, got {excerpt(value)}",
                                     f"write {_TYPE_WORDS[kind]}"))
         elif kind == "literal_error":
             expected = err.get("ctx", {}).get("expected", "")
-            problems.append(Problem(shown, where, f"{value!r} is not allowed",
+            problems.append(Problem(shown, where, f"{excerpt(value)} is not allowed",
                                     f"use one of {expected}"))
         elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
             ctx = err.get("ctx", {})
             bound = next(iter(ctx.values()), "")
             rel = {"greater_than_equal": ">=", "less_than_equal": "<=",
                    "greater_than": ">", "less_than": "<"}[kind]
-            problems.append(Problem(shown, where, f"{value!r} is out of range (must be {rel} {bound})",
+            problems.append(Problem(shown, where, f"{excerpt(value)} is out of range (must be {rel} {bound})",
                                     f"use a value {rel} {bound}"))
         elif kind == "value_error":
             msg = str(err.get("ctx", {}).get("error", err["msg"]))
@@ -167,7 +182,7 @@ def schema_problems(
                                         "store it in the vault and write 'vault:<name>' here "
                                         "(provnet inventory vault --help)"))
             else:
-                problems.append(Problem(shown, where, f"{value!r}: {msg}",
+                problems.append(Problem(shown, where, f"{excerpt(value)}: {msg}",
                                         "write a network in CIDR form with no host bits, e.g. 198.18.0.0/24"
                                         if "network" in msg else "correct the value"))
         else:
@@ -248,13 +263,14 @@ def read(root: Path | str, shown_root: str | None = None) -> Source:
             except ValidationError as exc:
                 problems.extend(schema_problems(exc, schema.IdsFile, ids_shown, "ids"))
 
+    folders = tuple(dict.fromkeys((root, site_root, sites_dir)))
     if province is not None:
-        source = Source(root, province, tuple(sites), site_files, ids, tuple(files))
+        source = Source(root, province, tuple(sites), site_files, ids, tuple(files), folders)
         problems.extend(check(source, prov_shown, [_show(p, site_root, shown_sites_root) for p in site_paths]))
     if problems:
         raise InventoryError(problems)
     assert province is not None
-    return Source(root, province, tuple(sites), site_files, ids, tuple(files))
+    return Source(root, province, tuple(sites), site_files, ids, tuple(files), folders)
 
 
 # ---------------------------------------------------------------- cross-object rules
@@ -365,8 +381,8 @@ def check(src: Source, prov_shown: str, site_shown: list[str] | None = None) -> 
                         "take a new id (provnet inventory next-id)"))
         for key, dev in (site.devices or {}).items():
             check_device(shown, f"{obj}.devices.{key}", dev, None)
-        for key in (site.devices or p.site_defaults.devices):
-            claim_hostname(f"{site.slug}-{key}", shown, f"{obj}.devices.{key}")
+        for name, (key, _) in site_devices(site, p).items():
+            claim_hostname(name, shown, f"{obj}.devices.{key}")
 
     out.extend(_check_pools(src, prov_shown))
     return out

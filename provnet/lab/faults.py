@@ -77,7 +77,7 @@ def inject(m: Model, kind: str, site: str, percent: int = 10) -> Fault:
         f = Fault(kind, site, ce, ["ip link set wan0 up"], "provnet lab fault clear (the carrier restores the circuit)")
     elif kind == "fw-rule-delete":
         rules = _run(ce, "nft -a list chain inet provnet lan_to_dc")
-        reg = next(i.address.ip for i in m.devices[m.services["sip_registrar"]].interfaces if i.address)
+        reg = m.service_address("sip_registrar")
         handle = next((h for line in rules.splitlines()
                        if f"ip daddr {reg} udp dport {m.sip_port}" in line
                        for h in re.findall(r"# handle (\d+)", line)), None)

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from provnet import model, render
-from provnet.hostvars import service_address
 from provnet.verify.plugin import expect
 
 from provnet.verify.hosts import root_run
@@ -43,7 +42,7 @@ def test_site_reaches_dc_services_and_nothing_else(dev: model.Device, m: model.M
     if endpoint is None:
         pytest.skip("no endpoint on this site's LAN to send from")
     src = other(endpoint)
-    registrar = service_address(m, "sip_registrar")
+    registrar = str(m.service_address("sip_registrar"))
     allowed = tcp_probe(src, registrar, m.sip_port)
     denied = tcp_probe(src, registrar, 22)
     expect(allowed in ("open", "refused") and denied == "dropped", f"from {endpoint} to the DC registrar",

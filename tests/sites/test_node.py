@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 
 from provnet import model
-from provnet.hostvars import service_address
 from provnet.verify.plugin import expect
 
 
@@ -34,7 +33,7 @@ def test_ssh_is_hardened(facts: dict[str, Any]) -> None:
 def test_time_is_synchronised_to_the_dc(facts: dict[str, Any], dev: model.Device, m: model.Model) -> None:
     if dev.hostname == m.services["ntp"]:
         pytest.skip("the NTP server itself")
-    ntp = service_address(m, "ntp")
+    ntp = str(m.service_address("ntp"))
     ref = facts["chrony"].get("Reference ID", "")
     expect(ntp in ref and facts["chrony"].get("Leap status") == "Normal", "chrony tracking",
            f"synchronised to {ntp}", ref or "chrony not running")
@@ -44,7 +43,7 @@ def test_time_is_synchronised_to_the_dc(facts: dict[str, Any], dev: model.Device
 def test_syslog_forwarding_to_the_soc(facts: dict[str, Any], dev: model.Device, m: model.Model) -> None:
     if dev.hostname == m.services["syslog"]:
         pytest.skip("the SOC collector itself")
-    soc = service_address(m, "syslog")
+    soc = str(m.service_address("syslog"))
     rsyslog = facts["units"].get("rsyslog", {}).get("active")
     expect(rsyslog == "active" and soc in facts["raw"].get("rsyslog", ""), "rsyslog forwarding",
            f"rsyslog active, forwarding to {soc}", f"rsyslog {rsyslog}, target {'set' if soc in facts['raw'].get('rsyslog', '') else 'missing'}")

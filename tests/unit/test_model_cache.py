@@ -26,8 +26,16 @@ def test_cache_hits_until_a_file_changes(tmp_path: Path) -> None:
     assert second is not first and second.sites["quan-son"].bandwidth_mbps == 30
 
 
-def test_sites_table_is_shared_by_every_device() -> None:
-    m = model.load(LAB)
-    a = render.context(m, m.devices["dc-core"])["provnet_sites"]
-    b = render.context(m, m.devices["dong-dang-ce"])["provnet_sites"]
-    assert a is b and [s["slug"] for s in a] == [s.slug for s in sorted(m.sites.values(), key=lambda s: s.id)]
+def test_a_new_site_file_invalidates_the_cache(tmp_path: Path) -> None:
+    inv = tmp_path / "inv"
+    shutil.copytree(LAB, inv)
+    first = model.load_cached(inv)
+    text = (inv / "sites" / "quan-son.yml").read_text(encoding="utf-8")
+    ids = sorted(s.id for s in first.sites.values())
+    new_id = ids[-1] + 1
+    (inv / "sites" / "na-sam.yml").write_text(
+        text.replace("slug: quan-son", "slug: na-sam").replace(f"id: {first.sites['quan-son'].id}\n", f"id: {new_id}\n")
+        .replace(first.sites["quan-son"].code, "99999").replace(first.sites["quan-son"].circuit_id, "LAB-NEW"),
+        encoding="utf-8")
+    second = model.load_cached(inv)
+    assert second is not first and "na-sam" in second.sites
