@@ -27,6 +27,7 @@ plugin: provnet
 
 import os
 import sys
+from pathlib import Path
 
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
@@ -45,11 +46,18 @@ class InventoryModule(BaseInventoryPlugin):
 
     def parse(self, inventory, loader, path, cache=True):  # type: ignore[no-untyped-def]
         super().parse(inventory, loader, path, cache)
-        self._read_config_data(path)
-        from provnet import guard, hostvars, model, selection
-        from provnet.errors import AddressRefused, InventoryError
+        from provnet import guard, hostvars, model, selection, yamlio
+        from provnet.errors import AddressRefused, InventoryError, Problem
 
         root = os.path.dirname(path)
+        try:  # provnet's limits first: Ansible's own YAML reader has none (an alias bomb takes minutes)
+            yamlio.load(Path(path))
+        except yamlio.YamlLimitError as exc:
+            problem = Problem(path, exc.obj, str(exc), exc.fix)
+            raise AnsibleParserError(f"provnet: invalid inventory source:\n{problem}") from None
+        except (yamlio.YamlSyntaxError, OSError):
+            pass  # Ansible's reader reports these in its own words
+        self._read_config_data(path)
         try:
             m = model.load_cached(root)
         except InventoryError as exc:
