@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from provnet.drivers import linux
 from provnet.errors import ProvnetError
 from provnet.hostvars import device_vars
 from provnet.model import Device, Model
@@ -117,23 +118,9 @@ def render_device(m: Model, hostname: str, platform: str | None = None,
 
 
 def split_files(name: str, text: str) -> dict[str, str]:
-    """A template may emit several files, each introduced by a ``### file: NAME`` line."""
-    if not text.startswith("### file: "):
-        return {name: text}
-    out: dict[str, str] = {}
-    current = None
-    for line in text.splitlines(True):
-        if line.startswith("### file: "):
-            current = line.split(":", 1)[1].strip()
-            out[current] = ""
-        elif current is not None:
-            out[current] += line
-    return out
-
-
-def bundle(r: Rendered) -> str:
-    """The candidate a Linux driver loads: every section as a ``### file:`` block."""
-    return "".join(f"### file: {name}\n{text}" for name, text in sorted(r.sections.items()))
+    """A template may emit several files, each introduced by a ``### file: NAME`` line (the Linux
+    drivers' bundle format, read by its one parser); otherwise its output is the one file ``name``."""
+    return linux.parse_bundle(text) if linux.is_bundle(text) else {name: text}
 
 
 def _lineno(exc: Exception, name: str) -> str:

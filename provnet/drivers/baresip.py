@@ -7,8 +7,7 @@ the ``vc_endpoint`` role owns the package and the ``baresip`` service.
 
 from __future__ import annotations
 
-from typing import Any
-
+from provnet.drivers import models
 from provnet.drivers.base import DriverError
 from provnet.drivers.linux import LinuxDriver
 
@@ -51,7 +50,7 @@ class BaresipDriver(LinuxDriver):
             "if systemctl cat baresip.service >/dev/null 2>&1; then systemctl restart baresip; fi\n"
         )
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> models.RegistrationDict:
         """The endpoint's registration as baresip reports it over its control interface (ctrl_tcp),
         at the address its deployed config listens on (``ctrl_tcp_listen``)."""
         script = (
@@ -77,11 +76,11 @@ class BaresipDriver(LinuxDriver):
             return {"running": False, "error": res.err.strip()[-300:]}
         return {"running": True, "raw": res.out.strip()}
 
-    def get_registration(self) -> dict[str, Any]:
+    def get_registration(self) -> models.RegistrationDict:
         """Getter form of :meth:`status` (``provnet net get get_registration``)."""
         return self.status()
 
-    def get_facts(self) -> dict[str, Any]:
+    def get_facts(self) -> models.Facts:
         facts = super().get_facts()
         facts["vendor"], facts["model"] = "baresip", "SIP endpoint"
         return facts

@@ -7,7 +7,10 @@ provnet's own drivers implement the same methods and semantics on this light bas
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+from provnet.drivers import models
 
 
 class DriverError(Exception):
@@ -26,7 +29,30 @@ class ReplaceConfigException(DriverError):
     pass
 
 
-class NetworkDriver:
+class PlatformTraits:
+    """What the engine asks of a platform, declared on its driver class (defaults: a NAPALM driver).
+
+    A mixin of attributes only, so that an adapter over a NAPALM driver class
+    (:mod:`provnet.drivers.cisco_ios`) declares them without shadowing any NAPALM method.
+    """
+
+    #: how the engine logs in: ``"password"`` (the vault's admin password) or ``"key"``
+    #: (provnet's SSH key; a lab node still at factory default also takes root)
+    login: ClassVar[Literal["password", "key"]] = "password"
+    #: ``commit_config(revert_in=…)`` arms a revert on the device
+    supports_commit_confirm: ClassVar[bool] = True
+    #: ``confirm_commit()`` opens its own fresh connection; otherwise the engine opens a new driver to confirm
+    confirms_on_fresh_connection: ClassVar[bool] = False
+    #: ``commit_config(message=…)`` takes a message (else the audit record and the device's own log carry it)
+    accepts_commit_message: ClassVar[bool] = True
+
+    @classmethod
+    def build_candidate(cls, sections: Mapping[str, str]) -> str:
+        """The text ``load_replace_candidate`` takes, from the rendered sections (name → text)."""
+        return "".join(sections[name] for name in sorted(sections))
+
+
+class NetworkDriver(PlatformTraits):
     """The subset of ``napalm.base.NetworkDriver`` provnet relies on (same names, same meaning)."""
 
     platform = "base"
@@ -76,19 +102,19 @@ class NetworkDriver:
     def rollback(self) -> None:
         raise NotImplementedError
 
-    def get_facts(self) -> dict[str, Any]:
+    def get_facts(self) -> models.Facts:
         raise NotImplementedError
 
-    def get_interfaces(self) -> dict[str, Any]:
+    def get_interfaces(self) -> models.Interfaces:
         raise NotImplementedError
 
-    def get_interfaces_ip(self) -> dict[str, Any]:
+    def get_interfaces_ip(self) -> models.InterfacesIP:
         raise NotImplementedError
 
-    def get_bgp_neighbors(self) -> dict[str, Any]:
+    def get_bgp_neighbors(self) -> models.BGPNeighbors:
         raise NotImplementedError
 
-    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> dict[str, str]:
+    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> models.ConfigDict:
         raise NotImplementedError
 
     @staticmethod

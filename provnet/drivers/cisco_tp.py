@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from provnet.drivers import models
 from provnet.drivers.base import CommitError, DriverError
 from provnet.drivers.netmiko_session import NetmikoDriver
 
@@ -73,18 +74,18 @@ def parse_indexed(text: str, prefix: str) -> dict[int, dict[str, str]]:
     return out
 
 
-def parse_sip_registration(text: str) -> list[dict[str, Any]]:
+def parse_sip_registration(text: str) -> models.SipRegistrations:
     """``xStatus SIP Registration`` → [{id, status, reason, uri, registered}]."""
-    regs = []
+    regs: models.SipRegistrations = []
     for idx, r in sorted(parse_indexed(text, "SIP Registration").items()):
         regs.append({"id": idx, "status": r.get("status", ""), "reason": r.get("reason", ""),
                      "uri": r.get("uri", ""), "registered": r.get("status") == "Registered"})
     return regs
 
 
-def parse_calls(text: str) -> dict[int, dict[str, Any]]:
+def parse_calls(text: str) -> models.Calls:
     """``xStatus Call`` → {call id: {status, remote_number, direction, display_name, protocol, duration, …}}."""
-    calls: dict[int, dict[str, Any]] = {}
+    calls: dict[int, Any] = {}
     for idx, c in parse_indexed(text, "Call").items():
         call: dict[str, Any] = dict(c)
         if "duration" in call:
@@ -212,7 +213,7 @@ class CiscoTpDriver(NetmikoDriver):
         self._backup = {}
 
     # -- getters
-    def get_facts(self) -> dict[str, Any]:
+    def get_facts(self) -> models.Facts:
         st = parse_status(self._send("xStatus SystemUnit"))
         name = parse_xconfiguration(self._send("xConfiguration SystemUnit Name")).get("SystemUnit Name", "")
         uptime = st.get("SystemUnit Uptime", "0")
@@ -222,7 +223,7 @@ class CiscoTpDriver(NetmikoDriver):
                 "hostname": name, "fqdn": name, "uptime": float(uptime) if uptime.isdigit() else 0.0,
                 "interface_list": ["Ethernet1"]}
 
-    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> dict[str, str]:
+    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> models.ConfigDict:
         text = self._send("xConfiguration")
         if sanitized:
             text = "\n".join(re.sub(r'(Password|Passphrase|Secret)(.*?):\s.*', r"\1\2: <removed>", l)
@@ -230,10 +231,10 @@ class CiscoTpDriver(NetmikoDriver):
         return {"running": text if retrieve in ("all", "running") else "",
                 "startup": text if retrieve in ("all", "startup") else "", "candidate": self.candidate_text}
 
-    def get_sip_registration(self) -> list[dict[str, Any]]:
+    def get_sip_registration(self) -> models.SipRegistrations:
         return parse_sip_registration(self._send("xStatus SIP Registration"))
 
-    def get_calls(self) -> dict[int, dict[str, Any]]:
+    def get_calls(self) -> models.Calls:
         return parse_calls(self._send("xStatus Call"))
 
     def dial(self, number: str) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from provnet.drivers import models
 from provnet.drivers.base import CommitError, DriverError
 from provnet.drivers.netmiko_session import NetmikoDriver
 
@@ -127,7 +128,7 @@ def _closers(headers: list[str]) -> list[str]:
     return ["next" if h.startswith("edit ") else "end" for h in reversed(headers)]
 
 
-def parse_system_status(text: str) -> dict[str, Any]:
+def parse_system_status(text: str) -> models.FactsDict:
     """``get system status`` → NAPALM facts."""
     kv = {}
     for line in text.splitlines():
@@ -265,26 +266,26 @@ class FortiosDriver(NetmikoDriver):
         self.commit_config()
 
     # -- getters
-    def get_facts(self) -> dict[str, Any]:
+    def get_facts(self) -> models.Facts:
         facts = parse_system_status(self._send("get system status"))
         facts["uptime"] = parse_uptime(self._send("get system performance status"))
         facts["interface_list"] = sorted(parse_interfaces(self._send("get system interface physical")))
         return facts
 
-    def get_interfaces(self) -> dict[str, Any]:
+    def get_interfaces(self) -> models.Interfaces:
         return {name: {"is_up": i["is_up"], "is_enabled": True, "description": "", "speed": float(i["speed"]),
                        "mtu": 1500, "mac_address": "", "last_flapped": -1.0}
                 for name, i in parse_interfaces(self._send("get system interface physical")).items()}
 
-    def get_interfaces_ip(self) -> dict[str, Any]:
-        out = {}
+    def get_interfaces_ip(self) -> models.InterfacesIP:
+        out: models.InterfacesIP = {}
         for name, i in parse_interfaces(self._send("get system interface physical")).items():
             if i["ip"] != "0.0.0.0":
                 bits = sum(bin(int(o)).count("1") for o in i["netmask"].split("."))
                 out[name] = {"ipv4": {i["ip"]: {"prefix_length": bits}}}
         return out
 
-    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> dict[str, str]:
+    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> models.ConfigDict:
         text = self._send("show full-configuration" if full else "show")
         if sanitized:
             text = re.sub(r"(set (?:password|passwd|auth-pwd|priv-pwd|psksecret)) \S.*", r"\1 <removed>", text)

@@ -15,6 +15,7 @@ import re
 import time
 from typing import Any
 
+from provnet.drivers import models
 from provnet.drivers.base import CommitError, DriverError
 from provnet.drivers.linux import STATE, LinuxDriver, unified
 
@@ -136,11 +137,11 @@ class FrrDriver(LinuxDriver):
             raise DriverError(f"{self.hostname}: vtysh '{command}' failed: {(res.err or res.out).strip()}")
         return json.loads(res.out or "{}")
 
-    def get_bgp_neighbors(self) -> dict[str, Any]:
+    def get_bgp_neighbors(self) -> models.BGPNeighbors:
         if not self._active():
             return {"global": {"router_id": "", "peers": {}}}
         data = self._vtysh_json("show bgp ipv4 unicast summary json")
-        peers = {}
+        peers: dict[str, models.BGPStateNeighborDict] = {}
         for addr, p in (data.get("peers") or {}).items():
             established = p.get("state") == "Established"
             peers[addr] = {
@@ -154,7 +155,7 @@ class FrrDriver(LinuxDriver):
             }
         return {"global": {"router_id": data.get("routerId", ""), "peers": peers}}
 
-    def get_route_table(self) -> dict[str, list[dict[str, Any]]]:
+    def get_route_table(self) -> models.RouteTable:
         """Kernel-independent view of FRR's IPv4 RIB: prefix → [{protocol, nexthops, selected}]."""
         if not self._active():
             return {}

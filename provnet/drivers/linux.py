@@ -1,7 +1,9 @@
 """The common half of provnet's Linux drivers: files the driver owns, commit with revert.
 
 A candidate is a *bundle*: ``### file: <section>`` blocks, one per config file (the
-renderer's sections). ``commit_config(revert_in=N)`` follows one protocol on every
+renderer's sections). This module is the one home of that format: :func:`make_bundle`
+writes it, :func:`parse_bundle` reads it (the renderer too, for templates that emit
+several files). ``commit_config(revert_in=N)`` follows one protocol on every
 Linux platform:
 
 1. snapshot the running files and service state into ``/var/lib/provnet/rollback/``
@@ -21,14 +23,27 @@ import hashlib
 import re
 import shlex
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from provnet.drivers import models
 from provnet.drivers.base import CommitError, DriverError, MergeConfigException, NetworkDriver
-from provnet.drivers.ssh import SSH, ConnectError, lab_key
+
+if TYPE_CHECKING:
+    from provnet.drivers.ssh import SSH
+
+# provnet.drivers.ssh (paramiko) is imported where a session opens: the renderer reads
+# bundles through this module and must not pay for an SSH stack.
 
 STATE = "/var/lib/provnet"
 REVERT_UNIT = "provnet-revert"
+MARKER = "### file: "
 MARK = re.compile(r"^### file: (\S+)\s*$", re.M)
+
+
+def is_bundle(text: str) -> bool:
+    """Whether ``text`` is a bundle (starts with a ``### file:`` line), not one plain file."""
+    return text.startswith(MARKER)
 
 
 def parse_bundle(text: str) -> dict[str, str]:
@@ -39,8 +54,9 @@ def parse_bundle(text: str) -> dict[str, str]:
     return {parts[i]: parts[i + 1].lstrip("\n") if i + 1 < len(parts) else "" for i in range(1, len(parts), 2)}
 
 
-def make_bundle(sections: dict[str, str]) -> str:
-    return "".join(f"### file: {name}\n{text}" for name, text in sorted(sections.items()))
+def make_bundle(sections: Mapping[str, str]) -> str:
+    """{name: content} → ``### file: name`` blocks, in name order."""
+    return "".join(f"{MARKER}{name}\n{text}" for name, text in sorted(sections.items()))
 
 
 def unified(old: str, new: str, name: str) -> str:
@@ -53,6 +69,12 @@ class LinuxDriver(NetworkDriver):
 
     platform = "linux"
     services: tuple[str, ...] = ()
+    login: ClassVar[Literal["password", "key"]] = "key"
+    confirms_on_fresh_connection: ClassVar[bool] = True  # see confirm_commit
+
+    @classmethod
+    def build_candidate(cls, sections: Mapping[str, str]) -> str:
+        return make_bundle(sections)
 
     def __init__(self, hostname: str, username: str, password: str | None = None, timeout: int = 60,
                  optional_args: dict[str, Any] | None = None) -> None:
@@ -63,6 +85,8 @@ class LinuxDriver(NetworkDriver):
     # -------------------------------------------------------------- connection
 
     def open(self) -> None:
+        from provnet.drivers.ssh import SSH, lab_key
+
         users = (self.username, *self.optional_args.get("fallback_users", ()))
         self.ssh = SSH(self.hostname, tuple(dict.fromkeys(users)), self.optional_args.get("key_file") or lab_key(),
                        self.password, bool(self.optional_args.get("production")), timeout=min(self.timeout, 15)).open()
@@ -165,6 +189,8 @@ class LinuxDriver(NetworkDriver):
         return self.apply_script()
 
     def commit_config(self, message: str = "", revert_in: int | None = None) -> None:
+        from provnet.drivers.ssh import ConnectError
+
         self._need_candidate()
         assert self.candidate is not None
         staged = self._stage()
@@ -261,19 +287,19 @@ class LinuxDriver(NetworkDriver):
         """The running config by section; platforms whose live state differs from their files override it."""
         return files
 
-    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> dict[str, str]:
+    def get_config(self, retrieve: str = "all", full: bool = False, sanitized: bool = False) -> models.ConfigDict:
         files = {k: v for k, v in self.running_files().items() if v is not None}
         return {"running": make_bundle(self.live_sections(dict(files))),
                 "candidate": make_bundle(self.candidate) if self.candidate else "", "startup": make_bundle(files)}
 
-    def get_facts(self) -> dict[str, Any]:
+    def get_facts(self) -> models.Facts:
         out = self.s.run("hostname; cat /proc/uptime; uname -r; . /etc/os-release; echo $PRETTY_NAME; "
                          "ls /sys/class/net").out.splitlines()
         return {"hostname": out[0], "fqdn": out[0], "vendor": "Debian", "model": self.platform,
                 "os_version": f"{out[3]} (kernel {out[2]})", "serial_number": "",
                 "uptime": float(out[1].split()[0]), "interface_list": sorted(out[4:])}
 
-    def get_interfaces(self) -> dict[str, Any]:
+    def get_interfaces(self) -> models.Interfaces:
         import json
 
         links = json.loads(self.s.run("ip -j -s link show").out)
@@ -282,7 +308,7 @@ class LinuxDriver(NetworkDriver):
                               "last_flapped": -1.0, "speed": 0.0, "mtu": l.get("mtu", 0),
                               "mac_address": l.get("address", "")} for l in links}
 
-    def get_interfaces_ip(self) -> dict[str, Any]:
+    def get_interfaces_ip(self) -> models.InterfacesIP:
         import json
 
         out: dict[str, Any] = {}
@@ -292,7 +318,7 @@ class LinuxDriver(NetworkDriver):
                 out.setdefault(l["ifname"], {}).setdefault(fam, {})[a["local"]] = {"prefix_length": a["prefixlen"]}
         return out
 
-    def get_bgp_neighbors(self) -> dict[str, Any]:
+    def get_bgp_neighbors(self) -> models.BGPNeighbors:
         return {"global": {"router_id": "", "peers": {}}}
 
 

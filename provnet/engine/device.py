@@ -2,6 +2,9 @@
 
 Results are plain data so the CLI, ``--json``, Nornir and Ansible all read the same
 thing; every text that leaves here is passed through the secrets masker first.
+What differs by platform (login, commit-confirm, how a fresh confirm is made, the
+candidate's format, commit messages) is asked of the driver class
+(:class:`provnet.drivers.base.PlatformTraits`); the engine names no platform.
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ from provnet.drivers.base import DriverError
 from provnet.drivers.ssh import ConnectError
 from provnet.errors import ProvnetError
 from provnet.model import Device, Model
-
-LINUX_PLATFORMS = ("frr", "nftables", "linux_switch", "baresip")
 
 
 @dataclass
@@ -81,7 +82,7 @@ def driver_for(ctx: Context, dev: Device, platform: str, address: str | None = N
     cls = get_network_driver(platform)
     addr = guard.check(address or dev.ansible_host, production=ctx.model.production,
                        purpose=f"manage {dev.hostname} ({platform}) at")
-    if platform in LINUX_PLATFORMS:
+    if cls.login == "key":
         fallback = () if ctx.model.production else ("root",)
         return cls(addr, ctx.model.credentials["admin_user"], timeout=30,
                    optional_args={"fallback_users": fallback, "production": ctx.model.production})
@@ -134,16 +135,6 @@ def stamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-#: Platforms whose driver takes no commit message (NAPALM ios refuses any): the audit record
-#: and the device's own logging (``archive log config`` → syslog to the SOC) carry it instead.
-NO_COMMIT_MESSAGE = frozenset({"cisco_ios"})
-
-
-def _commit_confirm(drv: Any) -> bool:
-    """Whether the platform can arm a revert (``revert_in``); NAPALM's drivers can unless they say not."""
-    return bool(getattr(drv, "supports_commit_confirm", True))
-
-
 def _reason(exc: BaseException) -> str:
     """An error as the user reads it: our errors speak for themselves, others say what they are."""
     return str(exc) if isinstance(exc, (DriverError, ProvnetError, OSError)) else f"{type(exc).__name__}: {exc}"
@@ -160,8 +151,8 @@ def _discard(drv: Any) -> None:
 def _confirm_fresh(ctx: Context, dev: Device, platform: str, drv: Any, address: str) -> None:
     """Confirm over a new connection to the address the commit went to (no out-of-band fallback):
     a reused session, or another path, may survive a change that cut management off."""
-    if platform in LINUX_PLATFORMS:
-        drv.confirm_commit()  # the Linux drivers open a fresh SSH connection to confirm
+    if drv.confirms_on_fresh_connection:
+        drv.confirm_commit()
         return
     fresh = driver_for(ctx, dev, platform, address)
     try:
@@ -207,7 +198,7 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
                 opened.append((pr, drv, address))
                 if address != dev.ansible_host:
                     result.note = f"reached over out-of-band {address} (in-band {dev.ansible_host} not answering yet)"
-                drv.load_replace_candidate(config=render.bundle(r) if r.platform in LINUX_PLATFORMS else r.text())
+                drv.load_replace_candidate(config=drv.build_candidate(r.sections))
                 diff = drv.compare_config()
                 pr.diff = ctx.mask(diff)
                 if diff:
@@ -235,9 +226,11 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
             armed: int | None = None
             try:
                 digest = audit(ctx, dev, pr.platform, pr.diff, "commit")
-                message = "" if pr.platform in NO_COMMIT_MESSAGE else \
-                    f"user={ctx.user} ticket={ctx.ticket or '-'} diff={digest[:12]}"
-                armed = revert_in if revert_in and _commit_confirm(drv) else None
+                # a driver that takes no message (NAPALM ios): the audit record and the device's own
+                # logging (``archive log config`` → syslog to the SOC) carry it instead
+                message = f"user={ctx.user} ticket={ctx.ticket or '-'} diff={digest[:12]}" \
+                    if drv.accepts_commit_message else ""
+                armed = revert_in if revert_in and drv.supports_commit_confirm else None
                 drv.commit_config(message=message, revert_in=armed)
                 if armed:
                     try:

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from provnet import model, secrets
-from provnet.drivers import DRIVERS
-from provnet.drivers.base import DriverError
+from provnet.drivers import DRIVERS, get_network_driver
+from provnet.drivers.base import DriverError, PlatformTraits
+from provnet.drivers.linux import make_bundle
 from provnet.drivers.ssh import ConnectError
 from provnet.engine import device
 from provnet.errors import AddressRefused
@@ -23,10 +24,16 @@ REPO = Path(__file__).resolve().parents[2]
 CE = "chi-lang-ce"  # frr, then nftables
 
 
-class FakeDriver:
-    """Records what the engine asks of one platform of one device."""
+class FakeDriver(PlatformTraits):
+    """Records what the engine asks of one platform of one device; declares a Linux platform's traits."""
 
+    login = "key"
     supports_commit_confirm = True
+    confirms_on_fresh_connection = True
+
+    @classmethod
+    def build_candidate(cls, sections: dict[str, str]) -> str:
+        return make_bundle(sections)
 
     def __init__(self, world: "World", platform: str, address: str = "") -> None:
         self.world, self.platform, self.address = world, platform, address
@@ -89,8 +96,13 @@ class World:
 def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[World, device.Context]:
     w = World()
     m = model.load(REPO / "inventory" / "lab")
-    monkeypatch.setattr(device, "get_network_driver",
-                        lambda platform: lambda address, *a, **k: FakeDriver(w, platform, address))
+    def driver_class(platform: str) -> type[FakeDriver]:
+        class Fake(FakeDriver):
+            def __init__(self, address: str, *_a: Any, **_k: Any) -> None:
+                super().__init__(w, platform, address)
+        return Fake
+
+    monkeypatch.setattr(device, "get_network_driver", driver_class)
     ctx = device.Context(m, {"x": w.secret}, secrets.Masker({"x": w.secret}), tmp_path / "backups",
                          tmp_path / "audit.log", ticket="CHG-1", user="tester")
     return w, ctx
@@ -169,7 +181,7 @@ def test_vendor_specifics_no_message_for_ios_no_revert_without_commit_confirm(
         world: tuple[World, device.Context], monkeypatch: pytest.MonkeyPatch) -> None:
     w, ctx = world
     w.diffs = {"frr": "+ a", "nftables": "+ b"}
-    monkeypatch.setattr(device, "NO_COMMIT_MESSAGE", frozenset({"nftables"}))
+    monkeypatch.setattr(FakeDriver, "accepts_commit_message", property(lambda self: self.platform != "nftables"))
     monkeypatch.setattr(FakeDriver, "supports_commit_confirm", property(lambda self: self.platform != "nftables"))
     r = device.converge(ctx, CE, commit=True)
     commits = {e[1]: e[2:] for e in w.log if e[0] == "commit"}
@@ -202,11 +214,12 @@ def test_the_real_drivers_declare_what_the_engine_relies_on() -> None:
 
     from provnet.drivers.cisco_tp import CiscoTpDriver
 
-    ios = napalm_driver("ios")("198.18.255.3", "netops", "x")
+    ios = get_network_driver("cisco_ios")("198.18.255.3", "netops", "x")
+    assert isinstance(ios, napalm_driver("ios"))  # NAPALM's own driver, its attributes declared
     with pytest.raises(NotImplementedError):  # before any connection: why cisco_ios gets no message
         ios.commit_config(message="user=x")
-    assert "cisco_ios" in device.NO_COMMIT_MESSAGE and device._commit_confirm(ios)
-    assert not device._commit_confirm(CiscoTpDriver("198.18.255.1", "netops", "x"))
+    assert not ios.accepts_commit_message and ios.supports_commit_confirm
+    assert not CiscoTpDriver("198.18.255.1", "netops", "x").supports_commit_confirm
 
 
 def test_net_get_runs_getters_only(world: tuple[World, device.Context]) -> None:
@@ -224,7 +237,9 @@ def test_net_get_runs_getters_only(world: tuple[World, device.Context]) -> None:
 def test_vendor_commits_are_confirmed_afresh_and_their_errors_never_escape(
         world: tuple[World, device.Context], monkeypatch: pytest.MonkeyPatch) -> None:
     w, ctx = world
-    monkeypatch.setattr(device, "LINUX_PLATFORMS", ())  # both sections take the vendor path
+    monkeypatch.setattr(FakeDriver, "login", "password")  # both sections take the vendor path
+    monkeypatch.setattr(FakeDriver, "confirms_on_fresh_connection", False)
+    monkeypatch.delattr(FakeDriver, "build_candidate")  # the vendors' plain text
     ctx.secrets["admin_password"] = "vendor-login"
     w.diffs = {"frr": "+ a", "nftables": "+ b"}
     r = device.converge(ctx, CE, commit=True)
