@@ -226,6 +226,7 @@ def status(inventory: Optional[Path] = InventoryOpt, as_json: bool = JsonOpt) ->
     out.print(table)
 
 
+# Registered last: `provnet --help` lists commands and groups in this order.
 app.command("verify")(verify_cli.verify)
 app.add_typer(lab_cli.lab_app, name="lab")
 app.add_typer(net_cli.net_app, name="net")
