@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from provnet import model, render
-from provnet.drivers import get_network_driver
+from provnet.drivers import get_network_driver, models
 from provnet.drivers import cisco_tp as tp
 from provnet.drivers import fortios as fos
 from provnet.drivers.base import CommitError, DriverError
@@ -218,3 +218,35 @@ def test_fortios_a_fresh_session_confirms_what_the_device_holds_pending() -> Non
     saved.conn = FakeConn({"get system global": "    cfg-save            : automatic\n"})
     with pytest.raises(CommitError):
         saved.confirm_commit()
+
+
+# ------------------------------------------------------------------ getters' shapes on recorded output
+
+def _getter_outputs(drv: Any, names: list[str]) -> dict[str, Any]:
+    return {name: getattr(drv, name)() for name in names}
+
+
+def test_getters_on_recorded_output_match_their_declared_shapes() -> None:
+    """What each getter returns from recorded output conforms to provnet/drivers/models.py."""
+    fw = fos.FortiosDriver("198.18.255.2", "netops", "x")
+    fw.conn = FakeConn({"get system status": rec("fortios", "get_system_status"),
+                        "get system performance status": rec("fortios", "get_system_performance_status"),
+                        "get system interface physical": rec("fortios", "get_system_interface_physical"),
+                        "show": rec("fortios", "show")})
+    ep = tp.CiscoTpDriver("198.18.255.1", "netops", "x")
+    ep.conn = FakeConn({"xConfiguration": rec("cisco_tp", "xConfiguration"),
+                        "xStatus SystemUnit": rec("cisco_tp", "xStatus_SystemUnit"),
+                        "xConfiguration SystemUnit Name": rec("cisco_tp", "xConfiguration_SystemUnit_Name"),
+                        "xStatus SIP Registration": rec("cisco_tp", "xStatus_SIP_Registration"),
+                        "xStatus Call": rec("cisco_tp", "xStatus_Call")})
+    outputs = {
+        "fortios": _getter_outputs(fw, ["get_facts", "get_interfaces", "get_interfaces_ip", "get_config"]),
+        "cisco_tp": _getter_outputs(ep, ["get_facts", "get_config", "get_sip_registration", "get_calls"]),
+    }
+    for platform, results in outputs.items():
+        for getter, value in results.items():
+            assert value, (platform, getter)
+            assert models.shape_errors(value, models.GETTERS[getter]) == [], (platform, getter)
+    assert outputs["fortios"]["get_interfaces_ip"]["port1"] == {"ipv4": {"10.38.250.20": {"prefix_length": 28}}}
+    assert outputs["cisco_tp"]["get_calls"][3]["duration"] == 42
+    assert models.shape_errors(tp.parse_calls(rec("cisco_tp", "xStatus_Call_idle")), models.Calls) == []
