@@ -16,12 +16,15 @@ demo: setup       ## the lab province: validate, IP plan, lab up, converge with 
 	$(VENV)/bin/ansible-playbook playbooks/site.yml
 	$(PROVNET) status
 
-test: setup       ## every test suite: unit, then integration on one shared lab
+test: setup lint  ## every test suite: lint, unit, then integration on one shared lab
 	$(PROVNET) lab down --force
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/integration
 
 unit: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+lint: setup       ## ansible-lint, production profile (.ansible-lint), on the playbooks and roles
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/ansible-lint playbooks roles
 
 clean-lab: setup
 	$(PROVNET) lab down --force
