@@ -46,3 +46,15 @@ def test_config_files_a_daemon_can_check_are_validated(role: str) -> None:
             for needle, checker in checkers.items():
                 if needle in dest:
                     assert checker in str(mod.get("validate", "")), f"{role}: {dest} not validated with {checker}"
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_notify_reaches_a_handler_of_the_role(role: str) -> None:
+    handlers = yaml.safe_load((ROLES_DIR / role / "handlers/main.yml").read_text()) or []
+    topics = {h["name"] for h in handlers} | {h["listen"] for h in handlers if "listen" in h}
+    for path in (ROLES_DIR / role / "tasks").glob("*.yml"):
+        for task in yaml.safe_load(path.read_text()) or []:
+            notify = task.get("notify", [])
+            for topic in [notify] if isinstance(notify, str) else notify:
+                # topics are global to a play: the role's name keeps them apart
+                assert topic in topics and topic.startswith(f"{role} "), f"{path}: notify {topic!r}"
