@@ -195,16 +195,19 @@ def inventory_import(
     try:
         report = importer.import_province(province, output, lab=lab)
     except ProvnetError as exc:
-        fail(str(exc))
+        fail(str(exc), problems=getattr(exc, "problems", ()))
         return
-    data = {"output": str(output), "added": report.added, "kept": report.kept,
-            "retired": report.retired, "next_id": report.next_id}
+    data = {"output": str(output), "province": report.province, "matched": report.matched, "added": report.added,
+            "kept": report.kept, "restored": report.restored, "retired": report.retired, "next_id": report.next_id}
     if as_json:
         load_model(output)  # first, so that a failure prints one JSON object, not two
         emit_json(data)
         return
-    out.print(f"{output}: {len(report.added)} added, {len(report.kept)} kept, "
-              f"{len(report.retired)} retired; next id {report.next_id}", markup=False)
+    if report.matched:
+        out.print(f"province: {report.matched}", markup=False)
+    restored = f"{len(report.restored)} restored from ids.yml, " if report.restored else ""
+    out.print(f"{output}: {report.province}: {len(report.added)} added, {len(report.kept)} kept, "
+              f"{restored}{len(report.retired)} retired; next id {report.next_id}", markup=False)
     load_model(output)
 
 

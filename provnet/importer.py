@@ -21,8 +21,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from provnet import sot, yamlio
-from provnet.errors import ProvnetError
+from provnet import schema, sot, yamlio
+from provnet.errors import InventoryError, Problem, ProvnetError
 from provnet.slug import fold, unique_slugs
 
 RETIRED_DIR = "retired"
@@ -30,22 +30,10 @@ CARRIER_ASN_PLACEHOLDER = 64512
 ASN_BASE = 4_200_000_000
 PLACEHOLDER_PHONE = "chưa cập nhật"
 
-LAB_POOLS: dict[str, Any] = {
-    "loopback": "198.18.0.0/24", "wan": "198.18.2.0/23",
-    "oob": "198.19.0.0/16", "oob_block_prefix": 28,
-}
-LAB_VLANS: dict[str, Any] = {
-    "data": {"id": 10, "pool": "198.18.32.0/19", "prefix": 27},
-    "video": {"id": 20, "pool": "198.18.64.0/19", "prefix": 27},
-    "mgmt": {"id": 99, "pool": "198.18.96.0/19", "prefix": 27},
-}
-LAB_DC: dict[str, Any] = {
-    "loopback": "198.18.8.0/28",
-    "zones": {
-        "transit": {"prefix": "198.18.8.16/28"},
-        "servers": {"prefix": "198.18.9.0/24", "vlan": 100, "switch": "dc-sw"},
-    },
-}
+# The lab's addressing and DC (pools, vlans, dc) have one home: the lab inventory itself.
+LAB_PROVINCE = Path(__file__).resolve().parent.parent / "inventory" / "lab" / sot.PROVINCE_FILE
+
+# A production DC as imported; the lab's comes from LAB_PROVINCE.
 DC_DEVICES: dict[str, Any] = {
     "dc-core": {"platform": "frr", "role": "core", "index": 3, "zones": ["transit"]},
     "dc-fw": {"platform": ["frr", "nftables"], "role": "firewall", "index": 4, "zones": ["transit", "servers"]},
@@ -57,15 +45,37 @@ DC_DEVICES: dict[str, Any] = {
 }
 
 
+# The 2025 reform (National Assembly resolution of 12 June 2025: 63 provinces became 34).
+# Pre-2025 code → (pre-2025 name, the 2025 province's code); a province that kept its name
+# and code is not listed. Thừa Thiên Huế became Thành phố Huế (46) in January 2025.
+MERGED_2025: dict[int, tuple[str, int]] = {
+    2: ("Hà Giang", 8), 6: ("Bắc Kạn", 19), 10: ("Lào Cai", 15), 17: ("Hòa Bình", 25),
+    26: ("Vĩnh Phúc", 25), 27: ("Bắc Ninh", 24), 30: ("Hải Dương", 31), 34: ("Thái Bình", 33),
+    35: ("Hà Nam", 37), 36: ("Nam Định", 37), 45: ("Quảng Trị", 44), 49: ("Quảng Nam", 48),
+    54: ("Phú Yên", 66), 58: ("Ninh Thuận", 56), 60: ("Bình Thuận", 68), 62: ("Kon Tum", 51),
+    64: ("Gia Lai", 52), 67: ("Đắk Nông", 68), 70: ("Bình Phước", 75), 72: ("Tây Ninh", 80),
+    74: ("Bình Dương", 79), 77: ("Bà Rịa - Vũng Tàu", 79), 83: ("Bến Tre", 86), 84: ("Trà Vinh", 86),
+    87: ("Đồng Tháp", 82), 89: ("An Giang", 91), 93: ("Hậu Giang", 92), 94: ("Sóc Trăng", 92),
+    95: ("Bạc Liêu", 96), 46: ("Thừa Thiên Huế", 46),
+}
+
+
 @dataclass
 class ImportReport:
-    """What an import did, by slug; ``next_id`` is the ledger's next free id."""
+    """What an import did, by slug; ``next_id`` is the ledger's next free id.
+
+    ``province`` is the official name and code imported; ``matched`` says how the query
+    was read when it was not the official name (e.g. ``'thanh hoa' → Tỉnh Thanh Hóa (38)``).
+    """
 
     added: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
     next_id: int = 1
     renamed: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)  # sites whose file was gone: their ledger id again
+    province: str = ""
+    matched: str | None = None
 
 
 # ---------------------------------------------------------------- data
@@ -98,11 +108,25 @@ def _province_key(text: str) -> str:
     return key
 
 
+def official_name(province: dict[str, Any]) -> str:
+    """The province's name with its prefix: ``Tỉnh Thanh Hóa``, ``Thành phố Hà Nội``."""
+    name = unicodedata.normalize("NFC", province["name"])
+    return name if name.startswith("Thành phố") else f"Tỉnh {name}"
+
+
+def _merged(old_code: int, provinces: list[dict[str, Any]]) -> str:
+    old_name, new_code = MERGED_2025[old_code]
+    new = next(p for p in provinces if int(p["code"]) == new_code)
+    return (f"{old_name} (code {old_code:02d} before the 2025 reform) is now part of {official_name(new)} "
+            f"(code {new_code}); import that: --province {new_code}")
+
+
 def find_province(query: str) -> dict[str, Any]:
     """A province by official code (``"38"``) or name (``"Thanh Hóa"``, ``"thanh hoa"``, ``"Tỉnh Thanh Hóa"``).
 
     Names match without regard to diacritics, case or the "Tỉnh"/"Thành phố" prefix.
-    Raises :class:`ProvnetError` naming close matches when nothing matches.
+    Raises :class:`ProvnetError` naming the 2025 province a pre-2025 one was merged into,
+    or close matches when nothing matches.
     """
     provinces = load_divisions()
     text = unicodedata.normalize("NFC", query).strip()
@@ -111,6 +135,8 @@ def find_province(query: str) -> dict[str, Any]:
         for p in provinces:
             if int(p["code"]) == int(text):
                 return p
+        if int(text) in MERGED_2025:
+            raise ProvnetError(f"no province has official code {text} since 2025: {_merged(int(text), provinces)}")
         raise ProvnetError(f"no province has official code {text}; the 2025 codes are: {listing}")
     key = _province_key(text)
     keys: dict[str, dict[str, Any]] = {}
@@ -120,9 +146,24 @@ def find_province(query: str) -> dict[str, Any]:
             keys.setdefault(k.replace("-", ""), p)
     if key in keys or key.replace("-", "") in keys:
         return keys.get(key) or keys[key.replace("-", "")]
-    close = difflib.get_close_matches(key, list(keys), n=8, cutoff=0.6)
-    close += [k for k in keys if key and key in k]
-    names = list(dict.fromkeys(f"{keys[k]['name']} ({keys[k]['code']})" for k in close))
+    old_keys: dict[str, int] = {}
+    for old_code, (old_name, _) in MERGED_2025.items():
+        old_keys.setdefault(_province_key(old_name), old_code)
+        old_keys.setdefault(_province_key(old_name).replace("-", ""), old_code)
+    for k in (key, key.replace("-", "")):
+        if k in old_keys:
+            raise ProvnetError(_merged(old_keys[k], provinces))
+    close = difflib.get_close_matches(key, list(keys) + list(old_keys), n=8, cutoff=0.6)
+    close += [k for k in list(keys) + list(old_keys) if key and key in k]
+    by_code = {int(p["code"]): p for p in provinces}
+
+    def label(k: str) -> str:
+        if k in keys:
+            return f"{keys[k]['name']} ({keys[k]['code']})"
+        old_name, new_code = MERGED_2025[old_keys[k]]
+        return f"{old_name} (now part of {official_name(by_code[new_code])}, {new_code})"
+
+    names = list(dict.fromkeys(label(k) for k in close))
     hint = f"did you mean: {', '.join(names)}?" if names else f"the 34 provinces are: {listing}"
     raise ProvnetError(f"no province matches {query!r}; {hint} (give a name or an official code)")
 
@@ -147,16 +188,24 @@ def _domain_label(province: dict[str, Any]) -> str:
     return fold(province["codename"]).replace("-", "")
 
 
+def lab_layout() -> dict[str, Any]:
+    """The lab's ``pools``, ``vlans`` and ``dc`` (without its name), as inventory/lab/province.yml has them."""
+    data = _read(LAB_PROVINCE)
+    dc = {k: v for k, v in data["dc"].items() if k != "name"}
+    return {"pools": data["pools"], "vlans": data["vlans"], "dc": dc}
+
+
 def province_document(province: dict[str, Any], *, lab: bool = False) -> dict[str, Any]:
-    """The ``province.yml`` data for a province: production (10.<code>/16) or lab (198.18/15)."""
+    """The ``province.yml`` data for a province: production (10.<code>/16) or lab (198.18/15, :func:`lab_layout`)."""
     c = int(province["code"])
     name = unicodedata.normalize("NFC", province["name"])
     dc_name = f"Trung tâm tích hợp dữ liệu {name}" if name.startswith("Thành phố") else \
         f"Trung tâm tích hợp dữ liệu tỉnh {name}"
     if lab:
-        pools: dict[str, Any] = dict(LAB_POOLS)
-        vlans: dict[str, Any] = json.loads(json.dumps(LAB_VLANS))
-        dc_addr: dict[str, Any] = json.loads(json.dumps(LAB_DC))
+        layout = lab_layout()
+        pools: dict[str, Any] = layout["pools"]
+        vlans: dict[str, Any] = layout["vlans"]
+        dc_addr: dict[str, Any] = layout["dc"]
     else:
         pools = {"loopback": f"10.{c}.255.0/24", "wan": f"10.{c}.252.0/23"}
         vlans = {
@@ -170,6 +219,7 @@ def province_document(province: dict[str, Any], *, lab: bool = False) -> dict[st
                 "transit": {"prefix": f"10.{c}.250.16/28"},
                 "servers": {"prefix": f"10.{c}.251.0/24", "vlan": 100, "switch": "dc-sw"},
             },
+            "devices": json.loads(json.dumps(DC_DEVICES)),
         }
     start = ASN_BASE + c * 10_000
     return {
@@ -178,7 +228,7 @@ def province_document(province: dict[str, Any], *, lab: bool = False) -> dict[st
         "asn_range": {"start": start, "end": start + 9_999},
         "pools": pools,
         "vlans": vlans,
-        "dc": {"name": dc_name, **dc_addr, "devices": json.loads(json.dumps(DC_DEVICES))},
+        "dc": {"name": dc_name, **dc_addr},
         "services": {"ntp": "dc-ntp", "syslog": "dc-soc", "sip_registrar": "dc-sip", "bridge": "dc-mcu"},
         "credentials": {
             "admin_user": "netops",
@@ -235,12 +285,14 @@ def render_province(province: dict[str, Any], *, lab: bool = False) -> str:
 def render_lab_overlay(province: dict[str, Any], base: str) -> str:
     """A lab overlay ``province.yml``: ``base`` plus the lab's addressing (sites come from the base)."""
     lab = province_document(province, lab=True)
+    # only the zones a production DC has: the base's devices know no other (e.g. the lab's mgmt)
+    zones = {z: lab["dc"]["zones"][z] for z in province_document(province)["dc"]["zones"] if z in lab["dc"]["zones"]}
     over = {
         "base": base,
         "province": {"production": False},
         "pools": lab["pools"],
         "vlans": lab["vlans"],
-        "dc": {"loopback": lab["dc"]["loopback"], "zones": lab["dc"]["zones"]},
+        "dc": {"loopback": lab["dc"]["loopback"], "zones": zones},
         "sip": {"domain": lab["sip"]["domain"]},
     }
     head = (f"# Lab overlay of {base}: the same {province['name']} sites, re-addressed inside\n"
@@ -272,13 +324,35 @@ def _dump(data: dict[str, Any]) -> str:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = yamlio.load(path)
-    except (yamlio.YamlSyntaxError, OSError) as exc:
-        raise ProvnetError(f"{path}: cannot read ({exc}); fix it before re-importing") from None
-    if not isinstance(data, dict):
-        raise ProvnetError(f"{path}: is not a YAML mapping; fix it before re-importing")
+    """A YAML mapping through the inventory loader's limits; its problems as :class:`InventoryError`."""
+    problems: list[Problem] = []
+    data = sot._read_mapping(path, str(path), problems)
+    if data is None:
+        raise InventoryError([Problem(p.file, p.obj, p.message, f"{p.fix}, then import again") for p in problems])
     return data
+
+
+def _id(data: dict[str, Any], key: str = "id") -> int:
+    """An id from a file being re-imported; 0 when it is not a whole number (validation reports it)."""
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else \
+        int(value) if isinstance(value, str) and value.isdigit() else 0
+
+
+def _ledger_text(next_id: int, live: list[tuple[int, str, str, str]], retired: list[dict[str, Any]]) -> str:
+    """``ids.yml``: the next id, every live site's id (one line each) and the retired ids."""
+    out = ["# Site id ledger: ids are never reused; provnet inventory import keeps it up to date.",
+           f"next_id: {next_id}"]
+    if _LEDGER_KEEPS_ASSIGNED:
+        out.append("assigned:  # every site's id: a re-import gives a site whose file is gone its own id back")
+        out += [f"- {{id: {i}, code: {json.dumps(c)}, slug: {json.dumps(s)}, name: {json.dumps(n, ensure_ascii=False)}}}"
+                for i, c, s, n in live]
+    return "\n".join(out) + "\n" + _dump({"retired": retired})
+
+
+# TODO(issue 20): drop once schema.IdsFile has `assigned` (the lead's part; until then the ledger keeps
+# only next_id and retired, so a site whose file is gone can only get its id back from an older ledger).
+_LEDGER_KEEPS_ASSIGNED = "assigned" in schema.IdsFile.model_fields
 
 
 def site_document(site_id: int, unit: dict[str, Any], slug: str) -> dict[str, Any]:
@@ -333,9 +407,12 @@ def import_province(query: str, output: Path, *, lab: bool = False, today: str |
     Fresh import: ``province.yml``, one site per unit with ids 1.. in order of
     official code, and ``ids.yml``. Re-import: sites are matched by ``code``;
     matched ones keep id, slug and every hand-edited field (only ``name`` follows
-    an official rename); new units get new ids from the ledger, in code order;
-    vanished units move to ``retired/<slug>.yml`` and their ids are recorded so
-    they are never reused; district-level sites (hand-made groupings) stay as they are.
+    an official rename); a unit whose site file is gone gets its id and slug back
+    from the ledger's ``assigned`` list; new units get new ids from the ledger, in
+    code order; vanished units move to ``retired/<slug>.yml`` and their ids are
+    recorded so they are never reused; district-level sites (hand-made groupings)
+    stay as they are. ``lab`` only shapes a new ``province.yml``: it is refused on
+    an existing production inventory.
     """
     province = find_province(query)
     output = Path(output)
@@ -349,22 +426,31 @@ def import_province(query: str, output: Path, *, lab: bool = False, today: str |
         existing = _read(prov_path)
         if existing.get("base"):
             raise ProvnetError(f"{prov_path}: is an overlay of {existing['base']!r}; import into the base instead")
-        code = (existing.get("province") or {}).get("code")
-        if code is not None and int(code) != int(province["code"]):
+        facts = existing.get("province") if isinstance(existing.get("province"), dict) else {}
+        code = facts.get("code")
+        if code is not None and str(code) != str(province["code"]):
             raise ProvnetError(f"{output} holds province code {code}, not {province['name']} "
                                f"({province['code']}); choose another --output")
+        if lab and facts.get("production") is not False:
+            raise ProvnetError(f"{prov_path}: is a production inventory and import never rewrites province.yml, "
+                               "so --lab would change nothing; import with --lab into a new folder, "
+                               "or re-import this one without --lab")
 
     units = {unit_code(u["code"]): u for u in province["wards"]}
     ledger = _read(ids_path) if ids_path.is_file() else {}
     retired: list[dict[str, Any]] = list(ledger.get("retired") or [])
-    retired_ids = {int(r["id"]) for r in retired}
+    retired_ids = {_id(r) for r in retired}
+    assigned = {unit_code(a.get("code", "")): a for a in ledger.get("assigned") or [] if isinstance(a, dict)}
 
     existing_sites: dict[str, tuple[Path, str, dict[str, Any]]] = {}  # slug → (path, text, data)
     for path in sorted(sites_dir.glob("*.yml")) if sites_dir.is_dir() else []:
         data = _read(path)
         existing_sites[str(data.get("slug", path.stem))] = (path, path.read_text(encoding="utf-8"), data)
 
-    report = ImportReport()
+    report = ImportReport(province=f"{official_name(province)} ({province['code']})")
+    typed = unicodedata.normalize("NFC", query).strip()
+    if typed not in (province["name"], official_name(province), str(province["code"])):
+        report.matched = f"{typed!r} → {report.province}"
     matched: dict[str, str] = {}  # code → slug
     vanished: list[tuple[Path, str, dict[str, Any]]] = []
     for slug, (path, text, data) in existing_sites.items():
@@ -378,23 +464,34 @@ def import_province(query: str, output: Path, *, lab: bool = False, today: str |
         else:
             vanished.append((path, text, data))
 
-    max_id = max([int(d.get("id", 0)) for _, _, d in existing_sites.values()] + list(retired_ids) + [0])
-    next_id = max(int(ledger.get("next_id", 1)), max_id + 1)
+    used_ids = {_id(d) for _, _, d in existing_sites.values()}
+    max_id = max([*used_ids, *retired_ids, *(_id(a) for a in assigned.values()), 0])
+    next_id = max(_id(ledger, "next_id") or 1, max_id + 1)
 
     # 1. the ledger first, so that an interrupted import can never hand out a retired id again
-    for path, _, data in vanished:
-        if int(data.get("id", 0)) and int(data["id"]) not in retired_ids:
-            retired.append({"id": int(data["id"]), "code": str(data.get("code", "")),
+    gone = [(Path(str(a.get("slug", ""))), "", a) for c, a in assigned.items()  # file and unit both gone
+            if c not in units and _id(a) not in used_ids]
+    for path, _, data in vanished + gone:
+        if _id(data) and _id(data) not in retired_ids:
+            retired.append({"id": _id(data), "code": str(data.get("code", "")),
                             "slug": str(data.get("slug", path.stem)), "name": str(data.get("name", "")),
                             "retired_on": today})
-            retired_ids.add(int(data["id"]))
+            retired_ids.add(_id(data))
     new_codes = sorted((c for c in units if c not in matched), key=int)
     taken = set(existing_sites) | {str(r["slug"]) for r in retired}
-    slugs = unique_slugs([(c, units[c]["name"], units[c]["division_type"]) for c in new_codes], taken)
-    new_ids = {code: next_id + i for i, code in enumerate(new_codes)}
-    report.next_id = next_id + len(new_codes)
-    _write(ids_path, "# Site id ledger: ids are never reused; provnet inventory import keeps it up to date.\n"
-           + _dump({"next_id": report.next_id, "retired": retired}))
+    # a unit whose file disappeared: the id (and slug) the ledger holds for it, never a fresh one
+    restored = {c: assigned[c] for c in new_codes if c in assigned and _id(assigned[c]) not in
+                used_ids | retired_ids and str(assigned[c].get("slug", "")) not in taken}
+    taken |= {str(a["slug"]) for a in restored.values()}
+    fresh = [c for c in new_codes if c not in restored]
+    slugs = unique_slugs([(c, units[c]["name"], units[c]["division_type"]) for c in fresh], taken)
+    slugs.update({c: str(a["slug"]) for c, a in restored.items()})
+    new_ids = {code: next_id + i for i, code in enumerate(fresh)} | {c: _id(a) for c, a in restored.items()}
+    report.next_id = next_id + len(fresh)
+    live = [(_id(d), str(d.get("code", "")), slug, str(d.get("name", "")))
+            for slug, (_, _, d) in existing_sites.items() if slug in report.kept]
+    live += [(new_ids[c], c, slugs[c], unicodedata.normalize("NFC", units[c]["name"])) for c in new_codes]
+    _write(ids_path, _ledger_text(report.next_id, sorted(live), retired))
 
     # 2. province.yml only when absent: a hand-edited one is never overwritten
     if not prov_path.is_file():
@@ -424,11 +521,10 @@ def import_province(query: str, output: Path, *, lab: bool = False, today: str |
     for code in new_codes:
         doc = site_document(new_ids[code], units[code], slugs[code])
         _write(sites_dir / f"{doc['slug']}.yml", _dump(doc))
-        report.added.append(doc["slug"])
+        (report.restored if code in restored else report.added).append(doc["slug"])
 
-    report.kept.sort()
-    report.retired.sort()
-    report.renamed.sort()
+    for names in (report.kept, report.retired, report.renamed, report.restored):
+        names.sort()
     return report
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from provnet import importer, model, sot, yamlio
-from provnet.errors import ProvnetError
+from provnet.errors import InventoryError, ProvnetError
 from provnet.guard import LAB_RANGE
 from provnet.importer import find_province, import_province, write_lab_overlay
 
@@ -161,10 +161,10 @@ def test_reimport_keeps_hand_edits_and_province_file(langson: Path, tmp_path: Pa
               + "bandwidth_mbps: 100\ndistrict: cum-bien-gioi\n")
     site.write_text(edited, encoding="utf-8")
     (root / "sites" / "cum-bien-gioi.yml").write_text(
-        'id: 200\ncode: "D1"\nname: Cụm biên giới\nslug: cum-bien-gioi\nlevel: district\nkind: khu_vuc\n'
+        'id: 66\ncode: "999"\nname: Cụm biên giới\nslug: cum-bien-gioi\nlevel: district\nkind: khu_vuc\n'
         "circuit_id: VNPT-LSN-D1\ncontact: {name: Trực ban, phone: '0205 000'}\n", encoding="utf-8")
     report = import_province("Lạng Sơn", root, today=TODAY)
-    assert "cum-bien-gioi" in report.kept and report.retired == [] and report.next_id == 201
+    assert "cum-bien-gioi" in report.kept and report.retired == [] and report.next_id == 67
     assert site.read_text(encoding="utf-8") == edited
     assert "name: VNPT Lạng Sơn" in (root / "province.yml").read_text(encoding="utf-8")
     model.load(root)
@@ -206,8 +206,8 @@ def test_lost_and_gained_units(langson: Path, tmp_path: Path, monkeypatch: pytes
     m = model.load(root)
     assert len(m.sites) == 65 and "xa-dong-dang" in m.sites
 
-    # the old unit comes back: a new id, never the retired 23
-    _mutated(monkeypatch, 20, drop=set(), add=[NEW_UNIT])
+    # the old unit comes back (the new one renamed: names are unique): a new id, never the retired 23
+    _mutated(monkeypatch, 20, drop=set(), add=[NEW_UNIT], rename={99001: "Xã Đồng Đăng Mới"})
     report = import_province("20", root, today="2026-01-01")
     assert report.added == ["xa-dong-dang-06184"]  # "dong-dang" stays with the retired site
     back = _sites(root)["06184"]
@@ -242,3 +242,68 @@ def test_import_into_another_provinces_inventory_is_refused(langson: Path, tmp_p
     root = _copy(langson, tmp_path / "ls")
     with pytest.raises(ProvnetError, match="holds province code 20"):
         import_province("Thanh Hóa", root)
+
+
+def test_merged_provinces_name_their_2025_province() -> None:
+    with pytest.raises(ProvnetError, match=r"Hà Giang \(code 02 before the 2025 reform\) is now part of "
+                                           r"Tỉnh Tuyên Quang \(code 8\)"):
+        find_province("ha giang")
+    with pytest.raises(ProvnetError, match=r"official code 36 since 2025: Nam Định .* Tỉnh Ninh Bình \(code 37\)"):
+        find_province("36")
+    with pytest.raises(ProvnetError, match=r"Bà Rịa - Vũng Tàu \(now part of Thành phố Hồ Chí Minh, 79\)"):
+        find_province("vung tau")
+    assert find_province("Lào Cai")["code"] == 15  # kept its name: the 2025 province
+
+
+def test_merger_table_covers_the_reform() -> None:
+    current = {int(p["code"]) for p in _REAL_DIVISIONS()}
+    assert all(new in current for _, new in importer.MERGED_2025.values())
+    gone = {c for c in importer.MERGED_2025 if c not in current}
+    assert len(current) == 34 and len(current | gone) == 63
+
+
+def test_the_report_says_which_province_a_name_matched(tmp_path: Path) -> None:
+    report = import_province("thanh hoa", tmp_path, today=TODAY)
+    assert report.province == "Tỉnh Thanh Hóa (38)" and report.matched == "'thanh hoa' → Tỉnh Thanh Hóa (38)"
+    assert import_province("Thanh Hóa", tmp_path, today=TODAY).matched is None
+
+
+def test_lab_on_a_production_folder_is_refused(langson: Path, tmp_path: Path) -> None:
+    root = _copy(langson, tmp_path / "ls")
+    with pytest.raises(ProvnetError, match="is a production inventory .* --lab would change nothing"):
+        import_province("20", root, lab=True)
+
+
+def test_lab_layout_is_the_lab_inventorys(tmp_path: Path) -> None:
+    lab = yamlio.load(importer.LAB_PROVINCE)
+    doc = importer.province_document(find_province("38"), lab=True)
+    assert doc["pools"] == lab["pools"] and doc["vlans"] == lab["vlans"]
+    assert doc["dc"] == {"name": doc["dc"]["name"], **{k: v for k, v in lab["dc"].items() if k != "name"}}
+
+
+def test_a_site_whose_file_is_gone_gets_its_id_back(langson: Path, tmp_path: Path) -> None:
+    root = _copy(langson, tmp_path / "ls")
+    ledger = yamlio.load(root / "ids.yml")
+    if "assigned" not in ledger:  # until schema.IdsFile has it, write the ledger an importer will write
+        ledger["assigned"] = [{"id": d["id"], "code": d["code"], "slug": d["slug"], "name": d["name"]}
+                              for d in _sites(root).values()]
+        (root / "ids.yml").write_text(yamlio.dump(ledger), encoding="utf-8")
+    (root / "sites" / "dong-dang.yml").unlink()
+    report = import_province("20", root, today=TODAY)
+    assert report.restored == ["dong-dang"] and report.added == [] and report.next_id == 66
+    assert yamlio.load(root / "sites" / "dong-dang.yml")["id"] == 23
+
+
+@pytest.mark.parametrize(("name", "raw", "message"), [
+    ("nul", b"id: 1\nname: a\x00\n", "file: control character U+0000 at byte offset 13 (line 2)"),
+    ("latin1", "name: Xã\n".encode("latin-1"), "file: is not UTF-8: byte 0xe3 at byte offset 7 (line 1)"),
+    ("deep", b"a: " + b"[" * 20000 + b"]" * 20000 + b"\n", "a[0][0][0][0][0]…: nested deeper than 64 levels"),
+])
+def test_hostile_site_files_stop_a_reimport_with_a_problem_line(langson: Path, tmp_path: Path,
+                                                               name: str, raw: bytes, message: str) -> None:
+    root = _copy(langson, tmp_path / "ls")
+    (root / "sites" / "dong-dang.yml").write_bytes(raw)
+    with pytest.raises(InventoryError) as info:
+        import_province("20", root, today=TODAY)
+    assert str(info.value).startswith(f"{root}/sites/dong-dang.yml: {message}")
+    assert str(info.value).endswith("then import again")
