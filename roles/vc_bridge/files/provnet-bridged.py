@@ -1,1 +1,0 @@
-../../../provnet/vc/bridged.py

@@ -1,0 +1,1 @@
+../../../../provnet/vc/sipmsg.py
