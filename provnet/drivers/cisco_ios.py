@@ -12,7 +12,7 @@ from napalm.ios import IOSDriver
 from provnet.drivers.base import PlatformTraits
 
 
-class CiscoIosDriver(PlatformTraits, IOSDriver):  # type: ignore[misc]  # napalm ships partial hints
+class CiscoIosDriver(PlatformTraits, IOSDriver):
     """NAPALM ios; ``revert_in`` needs ``archive`` on the router (NAPALM's ``configure replace … time``)."""
 
     accepts_commit_message = False  # NAPALM ios raises NotImplementedError for any message
