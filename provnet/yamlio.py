@@ -198,6 +198,9 @@ def _offset_line(raw: bytes, offset: int) -> int:
 
 def decode(raw: bytes) -> str:
     """UTF-8 text of a file, refusing bytes that are not UTF-8 and control characters (with the byte offset)."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise YamlLimitError("is UTF-16 (its first bytes are a UTF-16 byte order mark), not UTF-8",
+                             "save the file as UTF-8", line=1)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
