@@ -297,8 +297,13 @@ def compile_source(src: sot.Source) -> Model:
     try:
         m = _compile(src)
     except PoolExhausted as exc:
-        raise InventoryError([Problem(str(src.root / sot.PROVINCE_FILE), "pools", str(exc),
+        raise InventoryError([Problem(src.shown(src.root / sot.PROVINCE_FILE), "pools", str(exc),
                                       "enlarge the pool or lower the index")]) from None
+    from provnet import collisions
+
+    problems = collisions.problems(m)
+    if problems:
+        raise InventoryError(problems)
     return resolve_neighbours(m)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import re
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +18,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from provnet import schema
+from provnet import guard, schema
 from provnet.errors import InventoryError, Problem
 from provnet.yamlio import YamlLimitError, YamlSyntaxError, excerpt, load
 
 PROVINCE_FILE = "province.yml"
+ANSIBLE_SOURCE = "provnet.yml"   # the Ansible inventory source in the same folder
 IDS_FILE = "ids.yml"
 SITES_DIR = "sites"
 
@@ -36,6 +39,11 @@ class Source:
     ids: schema.IdsFile | None
     files: tuple[Path, ...] = field(default=())
     folders: tuple[Path, ...] = field(default=())   # whose listing decides which files are read
+    shown_root: str = ""                               # how the user named the inventory folder
+
+    def shown(self, path: Path) -> str:
+        """A file as the user sees it: under the folder they named."""
+        return _show(path, self.root, self.shown_root or str(self.root))
 
 
 def hostname(slug: str, key: str) -> str:
@@ -222,6 +230,7 @@ def read(root: Path | str, shown_root: str | None = None) -> Source:
         raise InventoryError(problems)
 
     province: schema.ProvinceFile | None = None
+    raw = nfc(raw)
     try:
         province = schema.ProvinceFile.model_validate(raw)
     except ValidationError as exc:
@@ -232,17 +241,21 @@ def read(root: Path | str, shown_root: str | None = None) -> Source:
     site_paths: list[Path] = []  # one per site, in order (two files may claim one slug)
     sites_dir = site_root / SITES_DIR
     shown_sites_root = shown_root if site_root == root else str(site_root)
-    for path in sorted(sites_dir.glob("*.yml")) if sites_dir.is_dir() else []:
+    broken: set[str] = set()  # slugs of site files that did not load: nothing else is reported about them
+    for path in _site_paths(sites_dir):
         files.append(path)
         shown = _show(path, site_root, shown_sites_root)
         data = _read_mapping(path, shown, problems)
         if data is None:
+            broken.add(path.stem)
             continue
+        data = nfc(data)
         label = f"site '{data.get('slug', path.stem)}'"
         try:
             site = schema.SiteFile.model_validate(data)
         except ValidationError as exc:
             problems.extend(schema_problems(exc, schema.SiteFile, shown, label))
+            broken.update({path.stem, str(data.get("slug", path.stem))})
             continue
         if path.stem != site.slug:
             problems.append(Problem(shown, label, f"file name does not match slug '{site.slug}'",
@@ -265,12 +278,48 @@ def read(root: Path | str, shown_root: str | None = None) -> Source:
 
     folders = tuple(dict.fromkeys((root, site_root, sites_dir)))
     if province is not None:
-        source = Source(root, province, tuple(sites), site_files, ids, tuple(files), folders)
-        problems.extend(check(source, prov_shown, [_show(p, site_root, shown_sites_root) for p in site_paths]))
+        source = Source(root, province, tuple(sites), site_files, ids, tuple(files), folders, shown_root)
+        problems.extend(check(source, prov_shown, [_show(p, site_root, shown_sites_root) for p in site_paths],
+                              broken=broken, ids_shown=_show(ids_path, site_root, shown_sites_root)))
+        problems.extend(_check_ansible_source(root, shown_root))
     if problems:
         raise InventoryError(problems)
     assert province is not None
-    return Source(root, province, tuple(sites), site_files, ids, tuple(files), folders)
+    return Source(root, province, tuple(sites), site_files, ids, tuple(files), folders, shown_root)
+
+
+def _site_paths(sites_dir: Path) -> list[Path]:
+    """Site files: ``*.yml`` and ``*.yaml`` alike (a site written either way is read, never skipped)."""
+    if not sites_dir.is_dir():
+        return []
+    return sorted(p for p in sites_dir.iterdir() if p.suffix in (".yml", ".yaml") and not p.name.startswith("."))
+
+
+def nfc(data: Any) -> Any:
+    """Every string NFC-normalised, keys included: a name typed in decomposed form is the same name."""
+    if isinstance(data, str):
+        return unicodedata.normalize("NFC", data)
+    if isinstance(data, dict):
+        return {nfc(k): nfc(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [nfc(v) for v in data]
+    return data
+
+
+def _check_ansible_source(root: Path, shown_root: str) -> list[Problem]:
+    """The folder must also be an Ansible inventory source (``provnet.yml``) for playbooks to use it."""
+    path = root / ANSIBLE_SOURCE
+    shown = _show(path, root, shown_root)
+    fix = f"create {ANSIBLE_SOURCE} holding the one line `plugin: provnet`"
+    if not path.is_file():
+        return [Problem(shown, "inventory", f"no {ANSIBLE_SOURCE}: ansible-playbook cannot read this inventory", fix)]
+    try:
+        data = load(path)
+    except (YamlSyntaxError, YamlLimitError, OSError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict) or data.get("plugin") != "provnet":
+        return [Problem(shown, "plugin", "is not `plugin: provnet`", fix)]
+    return []
 
 
 # ---------------------------------------------------------------- cross-object rules
@@ -280,112 +329,194 @@ def _net(text: str) -> ipaddress.IPv4Network:
     return ipaddress.IPv4Network(text)
 
 
-def check(src: Source, prov_shown: str, site_shown: list[str] | None = None) -> list[Problem]:
-    """Rules that span objects: uniqueness, references, pools, hostnames.
+# which role a service's host must have
+SERVICE_ROLES = {"ntp": "ntp", "syslog": "soc", "sip_registrar": "sip_registrar", "bridge": "vc_bridge"}
+CODE = re.compile(r"^[0-9]{2,5}$")
 
-    ``site_shown``: the file each site came from, as shown to the user, in ``src.sites`` order.
-    """
-    if site_shown is None:
-        site_shown = [SITES_DIR] * len(src.sites)
-    p = src.province
-    out: list[Problem] = []
-    add = out.append
 
-    # devices: platforms, roles, hostnames
-    def check_device(shown: str, obj: str, dev: schema.DeviceDef, zones: dict[str, schema.DcZone] | None) -> None:
+class _Rules:
+    """Cross-object rules over one source; each method adds its problems."""
+
+    def __init__(self, src: Source, prov_shown: str, site_shown: list[str], broken: set[str]) -> None:
+        self.src, self.p, self.prov_shown, self.site_shown, self.broken = src, src.province, prov_shown, site_shown, broken
+        self.out: list[Problem] = []
+        self.hostnames: dict[str, str] = {}
+
+    def add(self, shown: str, obj: str, message: str, fix: str) -> None:
+        self.out.append(Problem(shown, obj, message, fix))
+
+    def device(self, shown: str, obj: str, dev: schema.DeviceDef, zones: dict[str, schema.DcZone] | None) -> None:
+        """Platforms, role, VLAN and zones of one device definition."""
         for plat in dev.platforms():
             if plat not in schema.PLATFORMS:
-                add(Problem(shown, obj, f"unknown platform '{plat}'",
-                            f"use one of: {', '.join(schema.PLATFORMS)}"))
+                self.add(shown, obj, f"unknown platform '{plat}'", f"use one of: {', '.join(schema.PLATFORMS)}")
         if dev.role not in schema.ROLES:
-            add(Problem(shown, obj, f"unknown role '{dev.role}'", f"use one of: {', '.join(schema.ROLES)}"))
-        if dev.vlan is not None and dev.vlan not in p.vlans:
-            add(Problem(shown, obj, f"unknown VLAN '{dev.vlan}'", f"use one of: {', '.join(p.vlans)}"))
+            self.add(shown, obj, f"unknown role '{dev.role}'", f"use one of: {', '.join(schema.ROLES)}")
+        if dev.vlan is not None and dev.vlan not in self.p.vlans:
+            self.add(shown, obj, f"unknown VLAN '{dev.vlan}'", f"use one of: {', '.join(self.p.vlans)}")
         if zones is not None:
             for zone in dev.zones:
                 if zone not in zones:
-                    add(Problem(shown, obj, f"unknown DC zone '{zone}'", f"use one of: {', '.join(zones)}"))
+                    self.add(shown, obj, f"unknown DC zone '{zone}'", f"use one of: {', '.join(zones)}")
         elif dev.zones:
-            add(Problem(shown, obj, "zones are only for DC devices", "remove 'zones' or give the device a 'vlan'"))
+            self.add(shown, obj, "zones are only for DC devices", "remove 'zones' or give the device a 'vlan'")
 
-    hostnames: dict[str, str] = {}
-
-    def claim_hostname(name: str, shown: str, obj: str) -> None:
+    def hostname(self, name: str, shown: str, obj: str) -> None:
         if not schema.HOSTNAME_LABEL.match(name):
-            add(Problem(shown, obj, f"hostname '{name}' is not a valid RFC 1123 label",
-                        "use lowercase letters, digits and hyphens, at most 63, not starting or ending with '-'"))
-        if name in hostnames:
-            add(Problem(shown, obj, f"duplicate hostname '{name}' (also in {hostnames[name]})",
-                        "give the site a different slug or the device a different key"))
+            self.add(shown, obj, f"hostname '{name}' is not a valid RFC 1123 label",
+                     "use lowercase letters, digits and hyphens, at most 63, not starting or ending with '-'")
+        if name in self.hostnames:
+            self.add(shown, obj, f"duplicate hostname '{name}' (also in {self.hostnames[name]})",
+                     "give the site a different slug or the device a different key")
         else:
-            hostnames[name] = shown
+            self.hostnames[name] = shown
 
-    for name, dev in p.dc.devices.items():
-        obj = f"dc.devices.{name}"
-        check_device(prov_shown, obj, dev, p.dc.zones)
-        claim_hostname(name, prov_shown, obj)
-    for name, dev in p.site_defaults.devices.items():
-        check_device(prov_shown, f"site_defaults.devices.{name}", dev, None)
-    for zname, zone in p.dc.zones.items():
-        if zone.switch is not None and zone.switch not in p.dc.devices:
-            add(Problem(prov_shown, f"dc.zones.{zname}", f"switch '{zone.switch}' is not a DC device",
-                        f"use one of: {', '.join(p.dc.devices)}"))
-    if p.dc.controller_zone is not None and p.dc.controller_zone not in p.dc.zones:
-        add(Problem(prov_shown, "dc.controller_zone", f"unknown DC zone '{p.dc.controller_zone}'",
-                    f"use one of: {', '.join(p.dc.zones)}"))
-    site_slugs = {st.slug for st in src.sites}
-    vc_refs = [("vc.chair", p.vc.chair)] if p.vc.chair else []
-    vc_refs += [("vc.recorders", slug) for slug in p.vc.recorders]
-    for mname, meeting in p.vc.meetings.items():
-        if not schema.SLUG.match(mname) or mname == "toan-tinh" or mname.startswith("huyen-"):
-            add(Problem(prov_shown, f"vc.meetings.{mname}", "name is not a free lowercase ASCII slug",
-                        "name it like 'giao-ban-tuan' ('toan-tinh' and 'huyen-*' are built in)"))
-        vc_refs += [(f"vc.meetings.{mname}.chair", meeting.chair)]
-        vc_refs += [(f"vc.meetings.{mname}.sites", slug) for slug in meeting.sites]
-    for where, slug in vc_refs:
-        if slug not in site_slugs:
-            add(Problem(prov_shown, where, f"site '{slug}' does not exist",
-                        "use a site slug from sites/*.yml"))
-    for sname, host in p.services.model_dump().items():
-        if host not in p.dc.devices:
-            add(Problem(prov_shown, f"services.{sname}", f"'{host}' is not a DC device",
-                        f"use one of: {', '.join(p.dc.devices)}"))
+    def dc(self) -> None:
+        p, shown = self.p, self.prov_shown
+        for name, dev in p.dc.devices.items():
+            self.device(shown, f"dc.devices.{name}", dev, p.dc.zones)
+            self.hostname(name, shown, f"dc.devices.{name}")
+        for name, dev in p.site_defaults.devices.items():
+            self.device(shown, f"site_defaults.devices.{name}", dev, None)
+        self.site_devices(shown, "site_defaults.devices", p.site_defaults.devices)
+        for zname, zone in p.dc.zones.items():
+            if zone.switch is not None and zone.switch not in p.dc.devices:
+                self.add(shown, f"dc.zones.{zname}", f"switch '{zone.switch}' is not a DC device",
+                         f"use one of: {', '.join(p.dc.devices)}")
+        if p.dc.controller_zone is not None and p.dc.controller_zone not in p.dc.zones:
+            self.add(shown, "dc.controller_zone", f"unknown DC zone '{p.dc.controller_zone}'",
+                     f"use one of: {', '.join(p.dc.zones)}")
+        for sname, host in p.services.model_dump().items():
+            want = SERVICE_ROLES[sname]
+            if host not in p.dc.devices:
+                self.add(shown, f"services.{sname}", f"'{host}' is not a DC device",
+                         f"use one of: {', '.join(p.dc.devices)}")
+            elif p.dc.devices[host].role != want and p.dc.devices[host].role in schema.ROLES:
+                hosts = [n for n, d in p.dc.devices.items() if d.role == want]
+                self.add(shown, f"services.{sname}", f"'{host}' has role '{p.dc.devices[host].role}', not '{want}'",
+                         f"name a DC device with role {want}" + (f": {', '.join(hosts)}" if hosts else
+                                                                 f" (add one to dc.devices)"))
+        lo, hi = p.sip.rtp_ports
+        if not 1024 <= lo < hi <= 65535:
+            self.add(shown, "sip.rtp_ports", f"[{lo}, {hi}] is not a port range",
+                     "write [first, last] with 1024 <= first < last <= 65535, e.g. [10000, 10999]")
+        elif lo <= p.sip.port <= hi:
+            self.add(shown, "sip.rtp_ports", f"[{lo}, {hi}] contains the SIP port {p.sip.port}",
+                     "move the RTP range or the SIP port apart")
 
-    # sites: duplicates and references
-    seen: dict[str, dict[object, str]] = defaultdict(dict)
-    districts = {s.slug for s in src.sites if s.level == "district"}
-    retired = {r.id: r for r in (src.ids.retired if src.ids else [])}
-    for site, shown in zip(src.sites, site_shown, strict=True):
-        obj = f"site '{site.slug}'"
-        for key, value in (("id", site.id), ("slug", site.slug), ("code", site.code), ("circuit_id", site.circuit_id)):
-            if value in seen[key]:
-                add(Problem(shown, obj, f"duplicate {key} {value!r} (also in {seen[key][value]})",
-                            f"give each site its own {key}"
-                            + (" (next free: provnet inventory next-id)" if key == "id" else "")))
-            else:
-                seen[key][value] = shown
-        if not schema.SLUG.match(site.slug):
-            add(Problem(shown, obj, f"slug '{site.slug}' is not lowercase ASCII words joined by '-'",
-                        "write it like 'hoang-hoa' (no diacritics, spaces or underscores)"))
-        if site.kind not in schema.SITE_KINDS:
-            add(Problem(shown, obj, f"unknown kind '{site.kind}'", f"use one of: {', '.join(schema.SITE_KINDS)}"))
-        if site.district is not None:
-            if site.level == "district":
-                add(Problem(shown, obj, "a district cannot have a parent district", "remove 'district'"))
-            elif site.district not in districts:
-                add(Problem(shown, obj, f"parent district '{site.district}' does not exist",
-                            f"add sites/{site.district}.yml with level: district, or use one of: "
-                            f"{', '.join(sorted(districts)) or '(no districts defined)'}"))
-        if site.id in retired:
-            add(Problem(shown, obj, f"id {site.id} was retired with '{retired[site.id].slug}' and is never reused",
-                        "take a new id (provnet inventory next-id)"))
-        for key, dev in (site.devices or {}).items():
-            check_device(shown, f"{obj}.devices.{key}", dev, None)
-        for name, (key, _) in site_devices(site, p).items():
-            claim_hostname(name, shown, f"{obj}.devices.{key}")
+    def site_devices(self, shown: str, obj: str, defs: dict[str, schema.DeviceDef]) -> None:
+        """A site needs one CE; an endpoint sits on a VLAN behind it."""
+        roles = [d.role for d in defs.values()]
+        if not defs:
+            self.add(shown, obj, "the site has no devices",
+                     "remove 'devices' to use site_defaults, or list its CE and endpoint")
+            return
+        if roles.count("ce") != 1:
+            self.add(shown, obj, f"{roles.count('ce')} devices with role ce: a site has exactly one CE",
+                     "keep one CE (the site's router to the carrier)" if roles.count("ce") else
+                     "add a device with role: ce — it is how the site's devices reach the DC")
+        for key, d in defs.items():
+            if d.role != "ce" and d.vlan is None:
+                self.add(shown, f"{obj}.{key}", f"role {d.role} on no VLAN: behind the CE it has no address",
+                         f"give it 'vlan: one of {', '.join(self.p.vlans)}' (video for an endpoint)")
 
-    out.extend(_check_pools(src, prov_shown))
-    return out
+    def vc_refs(self, slugs: set[str]) -> None:
+        p, shown = self.p, self.prov_shown
+        refs = [("vc.chair", p.vc.chair)] if p.vc.chair else []
+        refs += [("vc.recorders", slug) for slug in p.vc.recorders]
+        for mname, meeting in p.vc.meetings.items():
+            if not schema.SLUG.match(mname) or mname == "toan-tinh" or mname.startswith("huyen-"):
+                self.add(shown, f"vc.meetings.{mname}", "name is not a free lowercase ASCII slug",
+                         "name it like 'giao-ban-tuan' ('toan-tinh' and 'huyen-*' are built in)")
+            refs += [(f"vc.meetings.{mname}.chair", meeting.chair)]
+            refs += [(f"vc.meetings.{mname}.sites", slug) for slug in meeting.sites]
+        for where, slug in refs:
+            if slug not in slugs and slug not in self.broken:  # a broken file is reported on its own
+                self.add(shown, where, f"site '{slug}' does not exist", "use a site slug from sites/*.yml")
+
+    def sites(self) -> None:
+        src, p = self.src, self.p
+        seen: dict[str, dict[object, str]] = defaultdict(dict)
+        levels = {s.slug: s.level for s in src.sites}
+        districts = {slug for slug, level in levels.items() if level == "district"}
+        retired = {r.id: r for r in (src.ids.retired if src.ids else [])}
+        for site, shown in zip(src.sites, self.site_shown, strict=True):
+            obj = f"site '{site.slug}'"
+            parent = site.district if site.level == "commune" else None
+            for key, value in (("id", site.id), ("slug", site.slug), ("code", site.code),
+                               ("circuit_id", site.circuit_id), ("name", (site.level, parent, site.name))):
+                if value in seen[key]:
+                    what = f"name {site.name!r} at {site.level} level" + (f" in '{parent}'" if parent else "") \
+                        if key == "name" else f"{key} {value!r}"
+                    self.add(shown, obj, f"duplicate {what} (also in {seen[key][value]})",
+                             f"give each site its own {key}"
+                             + (" (next free: provnet inventory next-id)" if key == "id" else ""))
+                else:
+                    seen[key][value] = shown
+            if not schema.SLUG.match(site.slug):
+                self.add(shown, obj, f"slug '{site.slug}' is not lowercase ASCII words joined by '-'",
+                         "write it like 'hoang-hoa' (no diacritics, spaces or underscores)")
+            if not site.name.strip():
+                self.add(shown, f"{obj}.name", "is empty", "write the official name, e.g. 'Xã Đồng Đăng'")
+            if not CODE.match(site.code):
+                self.add(shown, f"{obj}.code", f"{excerpt(site.code)} is not an official administrative code",
+                         "write the code of the commune or district as digits, e.g. \"06184\" "
+                         "(provnet inventory import fills it in)")
+            if site.kind not in schema.SITE_KINDS:
+                self.add(shown, obj, f"unknown kind '{site.kind}'", f"use one of: {', '.join(schema.SITE_KINDS)}")
+            if site.district is not None:
+                if site.level == "district":
+                    self.add(shown, obj, "a district cannot have a parent district", "remove 'district'")
+                elif site.district in levels and site.district not in districts:
+                    self.add(shown, obj, f"parent '{site.district}' is a {levels[site.district]}, not a district",
+                             f"set level: district in sites/{site.district}.yml, or use one of: "
+                             f"{', '.join(sorted(districts)) or '(no districts defined)'}")
+                elif site.district not in districts and site.district not in self.broken:
+                    self.add(shown, obj, f"parent district '{site.district}' does not exist",
+                             f"add sites/{site.district}.yml with level: district, or use one of: "
+                             f"{', '.join(sorted(districts)) or '(no districts defined)'}")
+            if site.id in retired:
+                self.add(shown, obj, f"id {site.id} was retired with '{retired[site.id].slug}' and is never reused",
+                         "take a new id (provnet inventory next-id)")
+            for key, dev in (site.devices or {}).items():
+                self.device(shown, f"{obj}.devices.{key}", dev, None)
+            if site.devices is not None:
+                self.site_devices(shown, f"{obj}.devices", site.devices)
+            for name, (key, _) in site_devices(site, p).items():
+                self.hostname(name, shown, f"{obj}.devices.{key}")
+
+    def ledger(self, ids_shown: str) -> None:
+        """ids.yml against the site files: an id handed out must be a site's or retired."""
+        ids = self.src.ids
+        if ids is None:
+            return
+        have = {s.id: shown for s, shown in zip(self.src.sites, self.site_shown, strict=True)}
+        retired = {r.id for r in ids.retired}
+        for sid, shown in sorted(have.items()):
+            if sid >= ids.next_id:
+                self.add(shown, f"site id {sid}", f"is not below ids.yml next_id {ids.next_id}",
+                         f"set next_id: {max(have) + 1} in ids.yml (provnet inventory next-id tells the next free id)")
+        if self.broken:
+            return  # a site file that did not load may hold the missing id
+        gone = [i for i in range(1, ids.next_id) if i not in have and i not in retired]
+        for sid in gone:
+            self.add(ids_shown, f"site id {sid}", "was assigned but no site file has it (a site file is missing)",
+                     "retire it in ids.yml (retired: with its slug and date), or restore its sites/<slug>.yml")
+
+
+def check(src: Source, prov_shown: str, site_shown: list[str] | None = None, *,
+          broken: set[str] | None = None, ids_shown: str = IDS_FILE) -> list[Problem]:
+    """Rules that span objects: uniqueness, references, completeness, pools, hostnames, the id ledger.
+
+    ``site_shown``: the file each site came from, as shown to the user, in ``src.sites`` order;
+    ``broken``: slugs of site files that failed to load (references to them are not reported again).
+    """
+    rules = _Rules(src, prov_shown, site_shown or [SITES_DIR] * len(src.sites), broken or set())
+    rules.dc()
+    rules.vc_refs({st.slug for st in src.sites})
+    rules.sites()
+    rules.ledger(ids_shown)
+    return rules.out + _check_pools(src, prov_shown)
 
 
 def _check_pools(src: Source, shown: str) -> list[Problem]:
@@ -403,6 +534,13 @@ def _check_pools(src: Source, shown: str) -> list[Problem]:
         pools[f"vlans.{name}.pool"] = _net(vlan.pool)
     for name, zone in p.dc.zones.items():
         pools[f"dc.zones.{name}.prefix"] = _net(zone.prefix)
+    if not p.province.production:
+        for name, net in pools.items():
+            if not guard.in_lab_range(net):
+                out.append(Problem(shown, name, f"{net} lies outside the lab range {guard.LAB_RANGE}",
+                                   "a lab inventory uses 198.18.0.0/15 only: pick a range inside it, or set "
+                                   "province.production: true for a real network (then PROVNET_PRODUCTION=1 "
+                                   "is needed to contact it)"))
     for (a, na), (b, nb) in itertools.combinations(pools.items(), 2):
         if na.overlaps(nb):
             out.append(Problem(shown, a, f"{na} overlaps {b} ({nb})", "give every pool its own address range"))

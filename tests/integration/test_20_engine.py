@@ -125,7 +125,7 @@ def test_a_commit_that_cuts_in_band_management_reverts_itself(deployed: model.Mo
     text = good.sections["nftables.conf"]
     bad = "\n".join(l for l in text.splitlines() if "management from the DC management zone" not in l) + "\n"
     assert bad != text
-    drv.load_replace_candidate(config=render.bundle(render.Rendered(host, "nftables", {"nftables.conf": bad})))
+    drv.load_replace_candidate(config=drv.build_candidate({"nftables.conf": bad}))
     t0 = time.monotonic()
     drv.commit_config(message="test: cut management", revert_in=15)
     with pytest.raises(ConnectError):
@@ -155,7 +155,7 @@ def test_an_invalid_frr_config_is_caught_before_anything_is_applied(deployed: mo
         before = drv.get_config()["running"]
         good = render.render_device(deployed, host, "frr")[0]
         broken = dict(good.sections, **{"frr.conf": good.sections["frr.conf"] + "router bgp notanumber\n"})
-        drv.load_replace_candidate(config=render.bundle(render.Rendered(host, "frr", broken)))
+        drv.load_replace_candidate(config=drv.build_candidate(broken))
         with pytest.raises(CommitError, match="vtysh -C"):
             drv.commit_config(revert_in=30)
         assert drv.get_config()["running"] == before

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,28 @@ def test_the_fixture_generator_is_in_sync(tmp_path: Path) -> None:
         for f in (tmp_path / name).rglob("*.yml"):
             rel = f.relative_to(tmp_path / name)
             assert (FIXTURES / name / rel).read_bytes() == f.read_bytes(), f"{name}/{rel}"  # some are not UTF-8
+
+
+# ansible-playbook reads the same folders through the inventory plugin: it must refuse each
+# fixture with the same first problem, never a traceback. (Without provnet.yml Ansible never
+# calls the plugin at all, which is why validate itself refuses that case.)
+ANSIBLE_CASES = [c for c in CASES if (c / "provnet.yml").is_file()]
+
+
+def _ansible_inventory(case: Path) -> subprocess.CompletedProcess[str]:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "ANSIBLE_CONFIG": str(root / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run([str(Path(sys.executable).with_name("ansible-inventory")), "-i", str(case), "--list"],
+                          capture_output=True, text=True, env=env, cwd=root, timeout=120)
+
+
+def test_ansible_inventory_refuses_every_fixture_with_its_problem() -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(zip(ANSIBLE_CASES, pool.map(_ansible_inventory, ANSIBLE_CASES)))
+    for case, proc in results.items():
+        first = (case / "expected.txt").read_text(encoding="utf-8").splitlines()[0]
+        said = "".join(proc.stderr.split())  # Ansible wraps its warnings, hyphens included
+        expected = "".join(first.replace("{inv}", str(case)).split(" — fix: ")[0].split())
+        assert proc.returncode != 0, case.name
+        assert "Traceback" not in proc.stderr, case.name
+        assert expected in said, f"{case.name}: {proc.stderr[:600]}"

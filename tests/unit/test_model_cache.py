@@ -35,7 +35,8 @@ def test_a_new_site_file_invalidates_the_cache(tmp_path: Path) -> None:
     new_id = ids[-1] + 1
     (inv / "sites" / "na-sam.yml").write_text(
         text.replace("slug: quan-son", "slug: na-sam").replace(f"id: {first.sites['quan-son'].id}\n", f"id: {new_id}\n")
-        .replace(first.sites["quan-son"].code, "99999").replace(first.sites["quan-son"].circuit_id, "LAB-NEW"),
-        encoding="utf-8")
+        .replace(first.sites["quan-son"].code, "99999").replace(first.sites["quan-son"].circuit_id, "LAB-NEW")
+        .replace("Xã Quan Sơn", "Xã Na Sầm"), encoding="utf-8")
+    (inv / "ids.yml").write_text(f"next_id: {new_id + 1}\nretired: []\n", encoding="utf-8")
     second = model.load_cached(inv)
     assert second is not first and "na-sam" in second.sites
