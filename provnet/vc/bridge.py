@@ -2,7 +2,7 @@
 
 A :class:`Bridge` creates a conference, dials participants out, lists them with their state
 and media figures, mutes, disconnects and ends. :class:`JanusBridge` is the lab driver: it
-speaks to ``provnet-bridged`` (``provnet/vc/bridged.py``, installed by the ``vc_bridge``
+speaks to ``provnet-bridged`` (:mod:`provnet.vc.bridged`, installed by the ``vc_bridge``
 role), which gives the Janus AudioBridge its SIP legs through Kamailio. A production MCU
 (Cisco Meeting Server, Pexip, Poly RPRM…) plugs in by implementing the same methods over its
 own API.
