@@ -227,8 +227,8 @@ def remote_script(target: str, port: int, local_ip: str, *, local_port: int = 0,
     """
     guard.check(target, production=production, purpose="send SIP OPTIONS to")
     req = build_options(target, port, local_ip, local_port or PORT_PLACEHOLDER, user=user, domain=domain)
-    argv = ["python3", "-c", remote.source(sip_options), base64.b64encode(req.data).decode(), target, str(port), local_ip,
-            f"{timeout:g}", json.dumps(retransmit_schedule(timeout)), req.branch, str(local_port)]
+    argv = ["python3", "-c", remote.source(sip_options), base64.b64encode(req.data).decode(), target, str(port),
+            local_ip, f"{timeout:g}", json.dumps(retransmit_schedule(timeout)), req.branch, str(local_port)]
     return argv, req
 
 

@@ -74,7 +74,8 @@ def test_options_exchange_keeps_the_final_reply() -> None:
     ok = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bKabc\r\n\r\n"
     stranger = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bKother\r\n\r\n"
     sock = FakeUdp([stranger, trying, ok])
-    out = sip_options.exchange(sock, b"OPTIONS", ("198.18.64.34", 5060), 2.0, [0.0, 0.5], BRANCH)  # type: ignore[arg-type]
+    dest = ("198.18.64.34", 5060)
+    out = sip_options.exchange(sock, b"OPTIONS", dest, 2.0, [0.0, 0.5], BRANCH)  # type: ignore[arg-type]
     assert base64.b64decode(str(out["reply"])) == ok and out["sent"] == 1 and out["error"] == ""
     assert isinstance(out["rtt_ms"], float)
 
@@ -87,7 +88,8 @@ def test_options_exchange_silence_and_icmp() -> None:
     assert out["error"] == "Connection refused" and out["reply"] is None
 
 
-def test_options_main_fills_in_the_source_port(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_options_main_fills_in_the_source_port(monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     argv, req = sip.remote_script("198.18.64.34", 5060, "198.18.9.13", timeout=0.3)
     ok = f"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch={req.branch}\r\nCall-ID: {req.call_id}\r\n\r\n".encode()
     sock = FakeUdp([ok])

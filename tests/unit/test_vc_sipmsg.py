@@ -52,7 +52,8 @@ def test_a_bare_user_goes_through_the_domain() -> None:
     leg = bridged.Leg(key="k", user="dongdang", display="d", room=1, call_id="c@x", from_tag="f")
     invite = sipmsg.parse(siptext.request(leg, "INVITE", "sip:dongdang@vc.langson.lab", "z9hG4bKi", 1,
                                           domain="vc.langson.lab", sip_addr=("198.18.9.13", 5062)))
-    assert invite.get("Contact") == "<sip:bridge@198.18.9.13:5062>" and invite.get("To") == "<sip:dongdang@vc.langson.lab>"
+    assert invite.get("Contact") == "<sip:bridge@198.18.9.13:5062>"
+    assert invite.get("To") == "<sip:dongdang@vc.langson.lab>"
     assert invite.get("Content-Length") == "0" and not invite.get("Content-Type")
 
 
