@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.constructor import SafeConstructor
 from yaml.events import MappingEndEvent, SequenceEndEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-MAX_FILE_BYTES = 1024 * 1024
+MAX_FILE_BYTES = 128 * 1024  # inventory files are a few KB; PyYAML reads a dense one at ~100-300 KB/s
 MAX_DEPTH = 64
-MAX_VALUE_CHARS = 64 * 1024
-MAX_VALUES = 100_000  # values in one file once aliases are expanded
+MAX_VALUE_CHARS = 16 * 1024  # a vaulted key or certificate fits
+MAX_VALUES = 50_000  # values in one file once aliases are expanded
 EXCERPT_CHARS = 60
 
 # What YAML 1.1 calls printable (PyYAML's Reader refuses the rest, without a byte offset).
@@ -82,7 +83,7 @@ def _line(node_or_event: Any) -> int:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps ``!vault`` values as their ciphertext and enforces the limits."""
+    """A safe loader that keeps ``!vault`` values as their ciphertext and enforces the limits."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -124,14 +125,15 @@ class _Loader(yaml.SafeLoader):
         self._sizes[id(node)] = 1
         return node
 
-    def _count(self, node: Node, children: list[Node]) -> None:
-        size = 1 + sum(self._sizes[id(c)] for c in children)
+    def _count(self, node: Node, size: int, child: Node) -> int:
+        """``size`` plus the values under ``child``; refused as soon as it passes the limit."""
+        size += self._sizes[id(child)]
         if size > MAX_VALUES:
             raise self._limit(f"holds more than {MAX_VALUES:,} values once its aliases are expanded "
                               f"(line {_line(node)}: an alias bomb?)",
                               "write the values out; use anchors (&) and aliases (*) only for small repeated values",
                               _line(node))
-        self._sizes[id(node)] = size
+        return size
 
     def compose_sequence_node(self, anchor: str | None) -> SequenceNode:
         start = self.get_event()
@@ -139,14 +141,15 @@ class _Loader(yaml.SafeLoader):
                             start.start_mark, None, flow_style=start.flow_style)
         if anchor is not None:
             self.anchors[anchor] = node
-        index = 0
+        index, size = 0, 1
         while not self.check_event(SequenceEndEvent):
             self._path.append(f"[{index}]")
             node.value.append(self.compose_node(node, index))
             self._path.pop()
+            size = self._count(node, size, node.value[-1])
             index += 1
         node.end_mark = self.get_event().end_mark
-        self._count(node, node.value)
+        self._sizes[id(node)] = size
         return node
 
     def compose_mapping_node(self, anchor: str | None) -> MappingNode:
@@ -155,8 +158,10 @@ class _Loader(yaml.SafeLoader):
                            start.start_mark, None, flow_style=start.flow_style)
         if anchor is not None:
             self.anchors[anchor] = node
+        size = 1
         while not self.check_event(MappingEndEvent):
             key = self.compose_node(node, None)
+            size = self._count(node, size, key)
             if key.tag == _MERGE_TAG:
                 raise self._limit(f"YAML merge key '<<' at line {_line(key)} is not supported",
                                   "write the keys out in full (a merge key hides which values apply)",
@@ -164,20 +169,21 @@ class _Loader(yaml.SafeLoader):
             self._path.append(str(key.value) if isinstance(key, ScalarNode) else "?")
             value = self.compose_node(node, key)
             self._path.pop()
+            size = self._count(node, size, value)
             node.value.append((key, value))
         node.end_mark = self.get_event().end_mark
-        self._count(node, [n for pair in node.value for n in pair])
+        self._sizes[id(node)] = size
         return node
 
 
-def _vault(loader: yaml.SafeLoader, node: yaml.Node) -> str:
+def _vault(loader: SafeConstructor, node: yaml.Node) -> str:
     return str(loader.construct_scalar(node))  # type: ignore[arg-type]
 
 
 _Loader.add_constructor("!vault", _vault)
 
 
-def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[object, object]:
+def _mapping(loader: SafeConstructor, node: yaml.MappingNode) -> dict[object, object]:
     """Like SafeLoader's, but a key given twice is an error (YAML keeps the last one silently)."""
     seen: set[object] = set()
     for key_node, _ in node.value:
