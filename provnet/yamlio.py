@@ -89,6 +89,7 @@ class _Loader(yaml.SafeLoader):
         super().__init__(stream)
         self._path: list[str] = []  # keys from the root to the node being composed
         self._sizes: dict[int, int] = {}  # id(node) → values under it, aliases expanded
+        self._aliased = False
 
     def _where(self) -> str:
         text = ""
@@ -104,6 +105,7 @@ class _Loader(yaml.SafeLoader):
     def compose_node(self, parent: Node | None, index: Any) -> Node:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()
+            self._aliased = True
             node = super().compose_node(parent, index)
             if id(node) not in self._sizes:
                 raise self._limit(f"alias '*{excerpt_text(str(event.anchor))}' at line {_line(event)} "
@@ -128,11 +130,14 @@ class _Loader(yaml.SafeLoader):
     def _count(self, node: Node, size: int, child: Node) -> int:
         """``size`` plus the values under ``child``; refused as soon as it passes the limit."""
         size += self._sizes[id(child)]
-        if size > MAX_VALUES:
+        if size > MAX_VALUES and self._aliased:
             raise self._limit(f"holds more than {MAX_VALUES:,} values once its aliases are expanded "
                               f"(line {_line(node)}: an alias bomb?)",
                               "write the values out; use anchors (&) and aliases (*) only for small repeated values",
                               _line(node))
+        if size > MAX_VALUES:
+            raise self._limit(f"holds more than {MAX_VALUES:,} values (line {_line(node)})",
+                              "keep bulk data outside the inventory: a file holds a few hundred values", _line(node))
         return size
 
     def compose_sequence_node(self, anchor: str | None) -> SequenceNode:

@@ -104,3 +104,8 @@ def test_validate_refuses_each_hostile_fixture_quickly(name: str) -> None:
     result = CliRunner().invoke(app, ["inventory", "validate", "-i", str(FIXTURES / name)])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert time.monotonic() - start < 2
+
+
+def test_many_values_without_aliases(tmp_path: Path) -> None:
+    exc = _refused(tmp_path, b"note: [" + b",".join([b"1"] * 60_000) + b"]\n")
+    assert str(exc) == "holds more than 50,000 values (line 1)" and exc.obj == "note"
