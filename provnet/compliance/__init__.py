@@ -1,0 +1,1 @@
+"""Nightly compliance: backups into git, drift, baseline rules, waivers, history and the report."""
