@@ -22,9 +22,9 @@ import json
 import sqlite3
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 from zoneinfo import ZoneInfo
 
 from provnet.errors import ProvnetError
@@ -290,3 +290,69 @@ def open_store(path: Path | str | None = None) -> Store:
 
 __all__ = ["Store", "Run", "Result", "Change", "open_store", "local_time", "utc_now", "default_path",
            "HistoryError", "SCHEMA_VERSION", "MIGRATIONS"]
+
+
+# ---------------------------------------------------------------- added for nightly compliance (issue 22)
+
+def cutoff(when: str | date | datetime) -> datetime:
+    """The UTC instant a date or time people type means as "at or before", read in Asia/Ho_Chi_Minh.
+
+    A bare date (``2026-11-15``) is the end of that local day, so that night's run counts;
+    a time without an offset is local time; ``…Z`` or ``+07:00`` are taken as written.
+    """
+    if isinstance(when, datetime):
+        dt = when
+    elif isinstance(when, date):
+        dt = datetime.combine(when, time.max)
+    else:
+        text = when.strip()
+        try:
+            if len(text) == 10:
+                dt = datetime.combine(date.fromisoformat(text), time.max)
+            else:
+                dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise HistoryError(f"'{when}' is not a date (YYYY-MM-DD) or a time (YYYY-MM-DDTHH:MM, "
+                               "Asia/Ho_Chi_Minh unless it carries an offset)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=LOCAL_TZ)
+    return dt.astimezone(timezone.utc)
+
+
+def parse_time(ts: str | datetime) -> datetime:
+    """A stored time (UTC ISO 8601) as an aware datetime."""
+    return _parse(ts)
+
+
+def runs_of(store: Store, kind: str, inventory: str | None = None, scope: str | None = None,
+            finished_only: bool = True, before_id: int | None = None) -> list[Run]:
+    """Every run of a kind (optionally one inventory and scope), newest first."""
+    sql = "SELECT * FROM runs WHERE kind = ?"
+    args: list[Any] = [kind]
+    for column, value in (("inventory", inventory), ("scope", scope)):
+        if value is not None:
+            sql += f" AND {column} = ?"
+            args.append(value)
+    if finished_only:
+        sql += " AND finished_at IS NOT NULL"
+    if before_id is not None:
+        sql += " AND id < ?"
+        args.append(before_id)
+    return [store._run(r) for r in store.conn.execute(sql + " ORDER BY id DESC", args).fetchall()]
+
+
+def results_for(store: Store, run_id: int, subjects: Iterable[str]) -> dict[str, Result]:
+    """A run's results for the given subjects only (absent subjects are left out)."""
+    wanted = sorted(set(subjects))
+    out: dict[str, Result] = {}
+    for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+        chunk = wanted[i:i + 500]
+        rows = store.conn.execute(f"SELECT * FROM results WHERE run_id = ? AND subject IN "
+                                  f"({', '.join('?' * len(chunk))})", (run_id, *chunk)).fetchall()
+        for r in rows:
+            out[r["subject"]] = Result(r["run_id"], r["subject"], r["verdict"], r["layer"], r["reason"],
+                                       json.loads(r["figures"] or "{}"))
+    return out
+
+
+__all__ += ["cutoff", "parse_time", "runs_of", "results_for"]
