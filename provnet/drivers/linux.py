@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 import shlex
 import time
+import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -39,6 +41,11 @@ STATE = "/var/lib/provnet"
 REVERT_UNIT = "provnet-revert"
 MARKER = "### file: "
 MARK = re.compile(r"^### file: (\S+)\s*$", re.M)
+
+
+def apply_unit(platform: str) -> str:
+    """A unit name of its own for each apply: two runs in one second once clashed on ``provnet-<platform>-<epoch>``."""
+    return f"provnet-{platform}-{int(time.time())}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def is_bundle(text: str) -> bool:
@@ -205,7 +212,7 @@ class LinuxDriver(NetworkDriver):
         snap.extend(self.snapshot_live(f"{base}/files"))
         self.s.run(" && ".join(snap) + " ; true").check("snapshot")
         self.s.write(f"{base}/revert.sh", self._snapshot_script(), mode="0700")
-        unit = f"provnet-{self.platform}-{int(time.time())}"
+        unit = apply_unit(self.platform)
         if revert_in:
             self.s.run(f"systemctl stop {REVERT_UNIT}-{self.platform}.timer 2>/dev/null; "
                        f"systemctl reset-failed {REVERT_UNIT}-{self.platform} 2>/dev/null; "
