@@ -383,6 +383,29 @@ def add_site(root: Path | str, **options: Any) -> AddPlan:
     return plan
 
 
+# ---------------------------------------------------------------- what a site was given
+
+
+def site_addresses(m: model.Model, slug: str) -> dict[str, Any]:
+    """A site's addresses as the model compiled them: ASN, loopback, WAN /31, VLANs, devices, SIP accounts."""
+    s = m.sites[slug]
+    devices = [m.devices[h] for h in s.devices]
+    return {
+        "id": s.id, "code": s.code, "name": s.name, "slug": s.slug, "level": s.level, "kind": s.kind,
+        "district": s.district, "circuit_id": s.circuit_id,
+        "contact": {"name": s.contact_name, "phone": s.contact_phone},
+        "asn": s.asn, "loopback": str(s.loopback), "wan": str(s.wan), "pe": str(s.wan_pe.ip), "ce": str(s.wan_ce.ip),
+        "lans": {n: {"vlan": l.vlan, "subnet": str(l.subnet), "gateway": str(l.gateway.ip)} for n, l in s.lans.items()},
+        "oob": str(s.oob_block) if s.oob_block else None,
+        "devices": [{"hostname": d.hostname, "role": d.role,
+                     "interfaces": {i.name: str(i.address) for i in d.interfaces if i.address is not None},
+                     "loopback": str(d.loopback) if d.loopback else None,
+                     "oob": str(d.oob_address) if d.oob_address else None,
+                     "management": d.ansible_host} for d in devices],
+        "sip_accounts": [{"aor": d.sip.aor, "extension": d.sip.extension} for d in devices if d.sip is not None],
+    }
+
+
 # ---------------------------------------------------------------- rollout readiness
 
 
@@ -549,4 +572,5 @@ def apply_retire(plan: RetirePlan) -> Path:
 
 
 __all__ = ["AddPlan", "RetirePlan", "Unit", "add_site", "apply_add", "apply_retire", "find_unit",
-           "inventory_lock", "next_free_id", "plan_add", "plan_retire", "retire_blockers", "rollout_problems"]
+           "inventory_lock", "next_free_id", "plan_add", "plan_retire", "retire_blockers", "rollout_problems",
+           "site_addresses"]
