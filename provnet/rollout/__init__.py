@@ -1,0 +1,1 @@
+"""provnet rollout: a site from the source of truth to an accepted, working video-conference site (issue 21)."""
