@@ -62,13 +62,16 @@ def _addresses_table(data: dict[str, Any]) -> Table:
 def site_add(
     official: Optional[str] = typer.Option(None, "--official", help="The commune or ward's official name, e.g. "
                                            "'Xã Mẫu Sơn' (diacritics and the type word optional), or its code."),
-    name: Optional[str] = typer.Option(None, "--name", help="By hand: the name with its type, e.g. 'Huyện Cao Lộc'."),
+    name: Optional[str] = typer.Option(None, "--name", help="By hand: the name with its type word, "
+                                       "e.g. 'Huyện Cao Lộc'."),
     kind: Optional[str] = typer.Option(None, "--kind", help="By hand: xa, phuong, thi_tran, dac_khu (a commune); "
                                        "huyen, thi_xa, thanh_pho, quan, khu_vuc (a district)."),
     code: Optional[str] = typer.Option(None, "--code", help="By hand: the official administrative code (digits)."),
-    district: Optional[str] = typer.Option(None, "--district", help="Parent district (a site slug of level district)."),
+    district: Optional[str] = typer.Option(None, "--district", help="Parent district: the slug of a site of "
+                                           "level district."),
     slug: Optional[str] = typer.Option(None, "--slug", help="Another slug than the one derived from the name."),
-    circuit: Optional[str] = typer.Option(None, "--circuit", help="The carrier's circuit id [default: PENDING-<code>]."),
+    circuit: Optional[str] = typer.Option(None, "--circuit", help="The carrier's circuit id "
+                                          "[default: PENDING-<code>]."),
     contact_name: Optional[str] = typer.Option(None, "--contact-name", help="Who to call at the site "
                                                "[default: Văn phòng UBND <name>]."),
     contact_phone: Optional[str] = typer.Option(None, "--contact-phone", help="Their phone [default: chưa cập nhật]."),

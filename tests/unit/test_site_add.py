@@ -50,7 +50,8 @@ def test_add_an_official_commune(inv: Path) -> None:
     result = _run("add", "--official", NEW, "--district", "huyen-cao-loc", "-i", str(inv), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["ok"] and data["written"] and data["file"] == f"{inv}/sites/mau-son.yml" and data["next_id"] == 8
+    assert data["ok"] and data["written"] and data["next_id"] == 8
+    assert data["file"] == f"{inv}/sites/mau-son.yml"
 
     text = (inv / "sites" / "mau-son.yml").read_text(encoding="utf-8")
     assert text.startswith("# Added on ") and "Xã Mẫu Sơn (06541) of Tỉnh Lạng Sơn (20)" in text.splitlines()[0]
@@ -276,3 +277,12 @@ def test_plan_retire_for_the_rollout_engine(inv: Path) -> None:
     assert siteops.apply_retire(plan) == inv / "retired" / "cao-loc.yml"
     with pytest.raises(ProvnetError, match="changed since the retire was planned"):
         siteops.apply_retire(plan)
+
+
+def test_site_cli_does_not_import_the_cli_back() -> None:
+    import ast
+
+    tree = ast.parse((REPO / "provnet" / "site_cli.py").read_text(encoding="utf-8"))
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "provnet.cli" not in modules
