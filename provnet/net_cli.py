@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -16,6 +17,17 @@ net_app = typer.Typer(help="Network devices: render, diff, deploy (commit-confir
 
 LimitOpt = typer.Option(None, "--limit", "-l", help="Hosts, sites, districts or groups, comma-separated.")
 WorkersOpt = typer.Option(20, "--workers", help="Devices handled in parallel.")
+WaitOpt = typer.Option(0.0, "--wait", metavar="SECONDS", help="Wait this long for the inventory's lock "
+                       "(held by a rollout, a playbook run or another deploy); default: fail at once.")
+
+
+def _locked(inventory: Optional[Path], wait: float) -> Any:
+    """The inventory's exclusive lock (provnet.lock): one change at a time per inventory."""
+    from provnet import lock
+    from provnet.cli_common import inventory_path
+
+    root = inventory_path(inventory)
+    return lock.hold(root, wait=wait, shown=str(root))
 
 
 def _run(inventory: Optional[Path], action: str, limit: Optional[str], as_json: bool, **kw: Any) -> list[Any]:
@@ -94,22 +106,24 @@ def net_deploy(
     commit: bool = typer.Option(False, "--commit", help="Apply; without it deploy is a dry run."),
     revert_in: int = typer.Option(60, "--revert-in", help="Seconds after which an unconfirmed commit reverts."),
     ticket: str = typer.Option("", "--ticket", help="Change ticket recorded in the audit log."),
-    workers: int = WorkersOpt,
+    workers: int = WorkersOpt, wait: float = WaitOpt,
 ) -> None:
     """Converge devices to their intended config.
 
     Dry run unless --commit. With --commit: back up every running config, arm the revert on
     the device, apply detached from the SSH session, confirm over a fresh connection.
     """
-    _report(_run(inventory, "deploy", limit, as_json, commit=commit, revert_in=revert_in or None,
-                 ticket=ticket, workers=workers), as_json)
+    with _locked(inventory, wait) if commit else contextlib.nullcontext():
+        _report(_run(inventory, "deploy", limit, as_json, commit=commit, revert_in=revert_in or None,
+                     ticket=ticket, workers=workers), as_json)
 
 
 @net_app.command("rollback")
 def net_rollback(inventory: Optional[Path] = InventoryOpt, limit: Optional[str] = LimitOpt, as_json: bool = JsonOpt,
-                 workers: int = WorkersOpt) -> None:
+                 workers: int = WorkersOpt, wait: float = WaitOpt) -> None:
     """Restore each device's config from before provnet's last commit."""
-    _report(_run(inventory, "rollback", limit, as_json, workers=workers), as_json, show_diff=False)
+    with _locked(inventory, wait):
+        _report(_run(inventory, "rollback", limit, as_json, workers=workers), as_json, show_diff=False)
 
 
 @net_app.command("backup")

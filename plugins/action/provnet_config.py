@@ -34,6 +34,12 @@ class ActionModule(ActionBase):
         host = task_vars.get("inventory_hostname")
         inv = task_vars.get("inventory_dir")
         try:
+            if not self._play_context.check_mode:
+                # once per playbook run: a helper holds the inventory's lock until ansible-playbook (the
+                # workers' parent) exits; a rollout that runs this playbook covers it through PROVNET_LOCK
+                from provnet import lock
+
+                lock.hold_for_run(inv, os.getppid())
             m = model.load_cached(inv)
             ctx = device.Context.build(m, args.get("ticket", ""), loaded=self._loaded_vault(task_vars))
             res = device.converge(ctx, host, commit=not self._play_context.check_mode,
