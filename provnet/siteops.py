@@ -283,7 +283,8 @@ def plan_add(root: Path | str, *, official: str | None = None, name: str | None 
     for s in src.sites:
         if s.code == new_code:
             raise ProvnetError(f"{new_name} ({new_code}) is already in the inventory: "
-                               f"{inv.shown(src.site_files[s.slug])} (site '{s.slug}', id {s.id})")
+                               f"{inv.shown(src.site_files[s.slug])} (site '{s.slug}', id {s.id}); nothing to "
+                               f"add (`provnet inventory show {s.slug}` shows it)")
     districts = sorted(s.slug for s in src.sites if s.level == "district")
     if district is not None:
         if level == "district":
@@ -297,6 +298,9 @@ def plan_add(root: Path | str, *, official: str | None = None, name: str | None 
     retired = {r.slug: r for r in (src.ids.retired if src.ids else [])}
     taken = set(src.site_files) | set(retired)
     new_slug = slug or site_slug(new_name, dtype)
+    if not schema.SLUG.match(new_slug):   # before it names a path
+        raise ProvnetError(f"--slug {new_slug!r} is not lowercase ASCII words joined by '-'; write it like "
+                           "'mau-son' (no diacritics, spaces or underscores)")
     if new_slug in taken:
         other = unique_slugs([(new_code, new_name, dtype)], taken)[new_code]
         where = (f"{inv.shown(src.site_files[new_slug])} already exists" if new_slug in src.site_files else

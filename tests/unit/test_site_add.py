@@ -125,6 +125,7 @@ def test_dry_run_writes_nothing(inv: Path) -> None:
      "slug 'dong-dang': {inv}/sites/dong-dang.yml already exists; give the new site another one: --slug xa-dong-dang"),
     (["--official", NEW, "--district", "huyen-atlantis"],
      "no district 'huyen-atlantis' in {inv}: use one of: huyen-cao-loc, huyen-chi-lang"),
+    (["--official", NEW, "--slug", "../mau son"], "--slug '../mau son' is not lowercase ASCII words"),
     (["--name", "Xã Mới"], "missing: --kind, --code"),
     (["--official", NEW, "--name", "Xã Mới"], "give either --official or --name/--kind/--code, not both"),
 ])
