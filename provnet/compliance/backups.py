@@ -147,7 +147,8 @@ class BackupRepo:
         except OSError as exc:
             raise BackupError(f"cannot run git ({exc}); install Debian's git package") from None
         if check and proc.returncode != 0:
-            raise BackupError(f"{self.path}: git {' '.join(args[:2])} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+            why = proc.stderr.strip() or proc.stdout.strip()
+            raise BackupError(f"{self.path}: git {' '.join(args[:2])} failed: {why}")
         return proc.stdout
 
     def _has_head(self) -> bool:

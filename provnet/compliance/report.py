@@ -26,7 +26,7 @@ SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
 #: Reading order of the findings: what needs work first, what was accepted last.
 STATUS_RANK = {"fail": 0, "unreachable": 1, "error": 2, "waived": 3, "not_applicable": 4, "pass": 5}
 EVIDENCE_SHOWN = 4000
-NO_SITE = "—"
+NO_SITE = "Trung tâm tích hợp dữ liệu"  # devices of no site are the data center's
 RULE_ID = re.compile(r"^([a-z][a-z0-9_]*)-\d{3}$")  # as compliance/rules/*.yml name them
 
 
@@ -48,6 +48,11 @@ class Report:
     def title(self) -> str:
         where = f" — {self.province}" if self.province else ""
         return f"Báo cáo tuân thủ cấu hình và an toàn thông tin{where}"
+
+
+def site_names(model: Any) -> dict[str, str]:
+    """slug → the site's name with diacritics, from the compiled model."""
+    return {slug: site.name for slug, site in model.sites.items()}
 
 
 def exit_code(findings: Iterable[FindingLike]) -> int:
@@ -124,7 +129,7 @@ def _record(r: Report, f: FindingLike) -> dict[str, Any]:
             "family": family(f), "title": title(f),
             "clause": str(attr(f, "clause")), "remediation": str(attr(f, "remediation")), "severity": attr(f, "severity"),
             "site": attr(f, "site"), "site_name": _site_name(r, str(attr(f, "site"))),
-            "evidence": attr(f, "evidence")}
+            "reason": str(attr(f, "reason")), "evidence": attr(f, "evidence")}
 
 
 #: Control characters a terminal config may carry; neither XML nor HTML may hold them.
@@ -238,6 +243,7 @@ def as_html(r: Report) -> str:
             + (f" · <i>{_e(mark)}</i>" if mark else "")
             + f"<br>{_e(kind)} <code>{_e(f.rule_id)}</code>: {_e(title(f))}"
             + (f"<br><small>{_e(attr(f, 'clause'))}</small>" if attr(f, "clause") else "")
+            + (f"<br><i>{_e(attr(f, 'reason'))}</i>" if attr(f, "reason") else "")
             + _evidence(str(attr(f, "evidence")))
             + (f"<small>Khắc phục: {_e(attr(f, 'remediation'))}</small>"
                if attr(f, "remediation") and is_open(f.status) else "") + "</div>")
@@ -300,7 +306,8 @@ def as_markdown(r: Report) -> str:
         sev = str(attr(f, "severity"))
         lines.append(f"- **{f.device}** ({_site_name(r, str(attr(f, 'site')))}) `{f.rule_id}` — "
                      f"{STATUS_VI.get(f.status, f.status)}, {SEVERITY_VI.get(sev, sev)}"
-                     + (f", _{mark}_" if mark else "") + (f": {title(f)}" if title(f) else ""))
+                     + (f", _{mark}_" if mark else "") + (f": {title(f)}" if title(f) else "")
+                     + (f" — {_x(attr(f, 'reason'))}" if attr(f, "reason") else ""))
         evidence = _x(attr(f, "evidence"))[:EVIDENCE_SHOWN]
         if evidence:
             lines += ["", "  " + _fence(evidence).replace("\n", "\n  "), ""]
@@ -328,7 +335,8 @@ def as_junit(r: Report) -> str:
         suite = ET.SubElement(suites, "testsuite", name=_x(site), **{k: str(v) for k, v in counts.items()})
         for f in fs:
             case = ET.SubElement(suite, "testcase", name=_x(f.rule_id), classname=_x(f"{site}.{f.device}"))
-            message = _x(f"{STATUS_VI.get(f.status, f.status)}: {title(f)}")
+            message = _x(f"{STATUS_VI.get(f.status, f.status)}: {title(f)}"
+                         + (f" — {attr(f, 'reason')}" if attr(f, "reason") else ""))
             evidence = _x(attr(f, "evidence"))
             if f.status == "fail":
                 ET.SubElement(case, "failure", message=message, type=_x(attr(f, "severity"))).text = evidence
@@ -347,4 +355,4 @@ RENDERERS = {"html": as_html, "md": as_markdown, "json": as_json_text, "junit": 
 
 
 __all__ = ["Report", "exit_code", "family", "by_site", "by_family", "as_json", "as_json_text", "as_html",
-           "as_markdown", "as_junit", "title", "RENDERERS", "STATUS_VI", "SEVERITY_VI"]
+           "as_markdown", "as_junit", "title", "RENDERERS", "site_names", "STATUS_VI", "SEVERITY_VI"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Iterable, Protocol
+from typing import Any, Iterable, Mapping, Protocol
 
 from provnet import history as hist
 from provnet.history import Result, Run, Store
@@ -47,7 +47,27 @@ class Finding:
     title: str = ""
     severity: str = "medium"
     site: str = ""
+    reason: str = ""  # the evaluator's note: a waiver's ticket and expiry, a missing fact
+    clause: str = ""
+    remediation: str = ""
 
+
+def from_evaluation(findings: Iterable[Any], rules: Mapping[str, Any],
+                    site_of: Mapping[str, str | None]) -> list[Finding]:
+    """The evaluator's findings (``rule``, ``note``) with their rule's title, severity, clause and
+    remediation and the device's site; a rule id not among ``rules`` is a drift (``drift:<platform>``)."""
+    out = []
+    for f in findings:
+        rule_id = str(attr(f, "rule_id") or attr(f, "rule"))
+        rule = rules.get(rule_id)
+        title = getattr(getattr(rule, "title", None), "vi", "") if rule is not None else ""
+        kind = "rule" if rule is not None else str(attr(f, "kind", "drift"))
+        severity = str(getattr(rule, "severity", "") or attr(f, "severity", "medium"))
+        out.append(Finding(f.device, rule_id, f.status, str(attr(f, "evidence")), kind,
+                           title or str(attr(f, "title")), severity,
+                           site_of.get(f.device) or "", str(attr(f, "note") or attr(f, "reason")),
+                           str(getattr(rule, "clause", "") or ""), str(getattr(rule, "remediation", "") or "")))
+    return out
 
 def attr(f: object, name: str, default: Any = "") -> Any:
     """A finding's field, tolerant of evaluators that leave optional ones out."""
@@ -262,6 +282,7 @@ def history(store: Store, device: str | None = None, rule: str | None = None,
     return Answer(limit, None, [])
 
 
-__all__ = ["KIND", "STATUSES", "OPEN", "Finding", "FindingLike", "subject", "split_subject", "is_open",
+__all__ = ["KIND", "STATUSES", "OPEN", "Finding", "FindingLike", "from_evaluation", "subject", "split_subject",
+           "is_open",
            "start_run", "record", "summary", "finish_run", "record_run", "Item", "Trend", "previous_run",
            "interrupted_before", "open_since", "compare", "Answer", "history"]

@@ -20,7 +20,8 @@ HOSTILE = "<script>alert(1)</script> & \"quoted\" ]]> \x1b[0m ```"
 
 def _findings() -> list[Finding]:
     return [
-        Finding("ce-dong-dang", "ssh-001", "fail", f"PermitRootLogin yes\n{HOSTILE}", title="Cấm đăng nhập root qua SSH",
+        Finding("ce-dong-dang", "ssh-001", "fail", f"PermitRootLogin yes\n{HOSTILE}",
+                title="Cấm đăng nhập root qua SSH",
                 severity="high", site="xa-dong-dang"),
         Finding("ce-dong-dang", "ntp-001", "pass", "", title="Đồng bộ thời gian về DC", site="xa-dong-dang"),
         Finding("ce-dong-dang", "drift:frr", "fail", "+ip route 0.0.0.0/0 198.18.1.1", kind="drift",
@@ -124,7 +125,8 @@ def test_markdown_for_mail(rep: Report) -> None:
 
 
 def test_exit_code_and_a_compliant_report() -> None:
-    clean = [Finding("a", "ssh-001", "pass"), Finding("a", "ssh-002", "waived"), Finding("b", "x-001", "not_applicable")]
+    clean = [Finding("a", "ssh-001", "pass"), Finding("a", "ssh-002", "waived"),
+             Finding("b", "x-001", "not_applicable")]
     assert report.exit_code(clean) == 0 and report.exit_code(_findings()) == 1
     page = report.as_html(Report(clean, 3, "2026-11-15T19:00:00Z"))
     assert "Tuân thủ:" in page and "không có phát hiện mở" in page

@@ -78,7 +78,8 @@ def test_other_scopes_and_inventories_are_not_compared(store: history.Store) -> 
     trend.record_run(store, "inventory/other", SCOPE, [F("ce-a", "ssh.root_login", "pass")])
     r4 = trend.record_run(store, INV, SCOPE, [F("ce-a", "ssh.root_login", "fail")])
     t = trend.compare(store, r4)
-    assert t.previous is not None and t.previous.id == r3 and t.still_open[0].open_since.id == r1  # type: ignore[union-attr]
+    assert t.previous is not None and t.previous.id == r3
+    assert t.still_open[0].open_since.id == r1  # type: ignore[union-attr]
     assert [i.subject for i in t.gone] == ["ce-a:ntp.dc"]  # open last time, no longer checked
 
 
@@ -128,3 +129,28 @@ def test_summary_and_exit_meaning() -> None:
     s = trend.summary([F("a", "r", "pass"), F("a", "s", "waived"), F("b", "r", "not_applicable")])
     assert s["compliant"] is True and s["devices"] == 2 and s["open"] == 0
     assert trend.summary([F("a", "r", "error")])["compliant"] is False
+
+
+def test_from_evaluation_adds_the_rule_and_the_site() -> None:
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Evaluated:  # the evaluator's shape: rule, not rule_id; a note
+        device: str
+        rule: str
+        status: str
+        evidence: str = ""
+        note: str = ""
+
+    class Title:
+        vi, en = "Cấm đăng nhập root", "No root login"
+
+    class Rule:
+        title, severity, clause, remediation = Title(), "high", "TCVN 11930:2017 8.1.3", "PermitRootLogin no"
+
+    out = trend.from_evaluation([Evaluated("ce-a", "ssh-001", "waived", "PermitRootLogin yes", "waived until …"),
+                                 Evaluated("dc-fw", "drift:nftables", "fail", "+chain x")],
+                                {"ssh-001": Rule()}, {"ce-a": "xa-dong-dang", "dc-fw": None})
+    assert out[0] == Finding("ce-a", "ssh-001", "waived", "PermitRootLogin yes", "rule", "Cấm đăng nhập root", "high",
+                             "xa-dong-dang", "waived until …", "TCVN 11930:2017 8.1.3", "PermitRootLogin no")
+    assert (out[1].kind, out[1].site, out[1].rule_id) == ("drift", "", "drift:nftables")
