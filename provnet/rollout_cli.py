@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from provnet.cli_common import (InventoryOpt, JsonOpt, emit_json, error_object, fail, inventory_failed,
+from provnet.cli_common import (InventoryOpt, JsonOpt, emit_json, err, error_object, fail, inventory_failed,
                                 inventory_path, out)
 from provnet.errors import InventoryError
 
@@ -27,7 +27,11 @@ def rollout(
                                help="Wait this long for the inventory's lock (default: fail at once)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Roll out new sites: plan (every device that changes, with its diff; the carrier's work order) → push → verify."""
+    """Roll out new sites: plan (every device that changes, with its diff; the carrier's work order) → push → verify.
+
+    Exit 0 with --check; 2 when a site is not ready (a placeholder circuit id or contact) or the
+    inventory is locked by another run.
+    """
     from provnet import lock
     from provnet.rollout.plan import PlanError, plan
 
@@ -45,6 +49,12 @@ def rollout(
         inventory_failed(exc, shown)
     except PlanError as exc:
         fail(str(exc))
+    if p.problems and not check:
+        if not as_json:
+            for problem in p.problems:
+                err.print(str(problem), markup=False, highlight=False)
+        fail(f"{len(p.problems)} problem(s) before the rollout of {', '.join(p.sites)}; nothing was changed",
+             problems=p.problems)
     if not check:
         if as_json:
             emit_json({**error_object(NOT_BUILT), "plan": p.as_dict()})
@@ -55,3 +65,5 @@ def rollout(
         emit_json(p.as_dict())
     else:
         out.print(p.text(diffs=diff), markup=False, highlight=False, end="")
+    if p.problems:
+        raise typer.Exit(2)

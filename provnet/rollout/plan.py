@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from provnet import hostvars, model, render, sot
-from provnet.errors import ProvnetError
+from provnet.errors import Problem, ProvnetError
 from provnet.model import Device, Model, Site
 
 Action = Literal["add", "retire"]
@@ -127,6 +127,7 @@ class Plan:
     carrier: DeviceChange | None = None               # the lab's PE node (not the engine's)
     work_orders: tuple[WorkOrder, ...] = ()           # production: for the carrier
     notes: tuple[str, ...] = field(default=())
+    problems: tuple[Problem, ...] = ()                # what a site still needs before its rollout
 
     @property
     def hostnames(self) -> list[str]:
@@ -140,7 +141,8 @@ class Plan:
         return {"inventory": self.inventory, "action": self.action, "sites": list(self.sites),
                 "production": self.production, "devices": [d.as_dict() for d in self.devices],
                 "carrier": self.carrier.as_dict() if self.carrier else None,
-                "work_orders": [w.as_dict() for w in self.work_orders], "notes": list(self.notes)}
+                "work_orders": [w.as_dict() for w in self.work_orders], "notes": list(self.notes),
+                "problems": [dataclasses.asdict(x) for x in self.problems]}
 
     def text(self, diffs: bool = True) -> str:
         verb = "adds" if self.action == "add" else "retires"
@@ -154,6 +156,8 @@ class Plan:
                          " (the lab's PE node)")
         for note in self.notes:
             lines.append(f"  note: {note}")
+        for problem in self.problems:
+            lines.append(f"  not ready: {problem}")
         for w in self.work_orders:
             lines += ["", w.text()]
         if diffs:
@@ -292,4 +296,11 @@ def plan(root: Path | str, add: list[str] | tuple[str, ...] = (), retire: list[s
             carrier = DeviceChange(before.pe.hostname, "pe", "changed", None, ("frr",),
                                    (Change("section", "frr.conf", pe_diff, "frr"),))
     notes = _vc_notes(with_sites, drop) if action == "retire" else []
-    return Plan(shown, action, slugs, with_sites.production, tuple(devices), carrier, orders, tuple(notes))
+    problems: list[Problem] = []
+    if action == "add":
+        from provnet.siteops import rollout_problems
+
+        for slug in slugs:
+            problems += rollout_problems(with_sites, slug)
+    return Plan(shown, action, slugs, with_sites.production, tuple(devices), carrier, orders, tuple(notes),
+                tuple(problems))

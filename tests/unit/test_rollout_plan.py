@@ -50,6 +50,7 @@ def test_a_new_commune_changes_its_own_devices_the_registrar_and_the_pe(inv: Pat
     before = _digest(inv)
     p = rp.plan(inv, add=[NEW])
     assert _digest(inv) == before  # the plan touches nothing
+    assert p.problems == ()  # quan-son has its circuit id and contact
     assert p.action == "add" and p.sites == (NEW,) and not p.production and not p.work_orders
     status = {d.hostname: d.status for d in p.devices}
     assert status == {"quan-son-ce": "new", "quan-son-vc": "new", "dc-sip": "changed"}
@@ -149,6 +150,10 @@ def test_production_gets_a_carrier_work_order(tmp_path: Path) -> None:
         assert fact in text
     assert p.as_dict()["work_orders"][0]["ce_address"] == str(site.wan_ce)
     assert rp.plan(root, retire=[site.slug]).work_orders[0].action == "cease"
+    # an imported province holds the importer's placeholders: the plan says the rollout would be refused
+    assert [x.obj for x in p.problems] == [f"site '{site.slug}'.circuit_id", f"site '{site.slug}'.contact.phone"]
+    res = CliRunner().invoke(app, ["rollout", site.slug, "-i", str(root), "--no-diff"])
+    assert res.exit_code == 2 and "PENDING-" in res.output and NOT_BUILT not in res.output
 
 
 def test_bad_requests_are_refused_before_anything(inv: Path) -> None:
