@@ -275,6 +275,8 @@ class BackupRun:
 
     def _recover(self) -> Interrupted | None:
         repo, marker_path = self.repo, self.repo.git_dir / MARKER
+        for tmp in repo.git_dir.glob("provnet-tmp-*"):  # a write killed before its rename
+            tmp.unlink(missing_ok=True)
         marker: dict[str, object] = {}
         if marker_path.exists():
             try:

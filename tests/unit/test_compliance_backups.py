@@ -120,6 +120,7 @@ def test_interrupted_run_is_committed_as_incomplete_and_reported(repo: BackupRep
     with run:
         run.write("ce-a", "frr", "hostname ce-a\n half written\n")
         (repo.git_dir / "index.lock").write_text("")  # as if git itself was killed mid-commit
+        (repo.git_dir / "provnet-tmp-x").write_text("half")  # and a write before its rename
         # the process dies here: no commit
     with repo.begin(10, SECRETS, "2026-11-17T19:00:00Z", "inventory/lab") as nxt:
         assert nxt.interrupted is not None and nxt.interrupted.run_id == 9
@@ -129,7 +130,7 @@ def test_interrupted_run_is_committed_as_incomplete_and_reported(repo: BackupRep
         nxt.commit()
     assert [(c.run_id, c.complete) for c in repo.commits()[:3]] == [(10, True), (9, False), (8, True)]
     assert "+ half written" in repo.diff("ce-a", from_=8, to=9)
-    assert _git(repo, "status", "--porcelain") == ""
+    assert _git(repo, "status", "--porcelain") == "" and not list(repo.git_dir.glob("provnet-tmp-*"))
     with repo.begin(11, SECRETS, "2026-11-18T19:00:00Z") as again:  # reported once, not every night
         assert again.interrupted is None
 
