@@ -8,9 +8,10 @@ happen before anything is written:
   ``model.compile_source`` as ``provnet inventory validate``); every refusal is raised here, as
   :class:`~provnet.errors.InventoryError` (file, object, message, fix) or
   :class:`~provnet.errors.ProvnetError`, before a byte is written;
-- :func:`apply_add` / :func:`apply_retire` write the planned files atomically under a lock on the
-  inventory's ``sites/`` folder, refuse when the inventory changed since the plan, and put the
-  previous files back if a write fails or the result does not load.
+- :func:`apply_add` / :func:`apply_retire` write the planned files atomically under the inventory's
+  lock (:mod:`provnet.lock`: refused while a rollout or a deploy holds it, unless the caller is that
+  rollout), refuse when the inventory changed since the plan, and put the previous files back if a
+  write fails or the result does not load.
 
 A site added without its carrier circuit id or its contact gets the importer's placeholders
 (``PENDING-<code>``, phone ``chưa cập nhật``): the inventory stays valid, and
@@ -117,16 +118,23 @@ def next_free_id(src: sot.Source) -> int:
 
 
 @contextmanager
-def inventory_lock(site_root: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``site_root/sites`` (two ``site add`` runs must not take one id)."""
+def inventory_lock(root: Path, site_root: Path) -> Iterator[None]:
+    """The inventory's lock (:mod:`provnet.lock`, reentrant inside a rollout that holds it), then ``sites/``'s.
+
+    The second, a ``flock`` on the folder the site files and ledger live in, keeps two overlays of one
+    base from handing out one id.
+    """
+    from provnet import lock
+
     folder = site_root / sot.SITES_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)   # releases the lock
+    with lock.hold(root, shown=str(root)):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)   # releases the flock
 
 
 # ---------------------------------------------------------------- official data
@@ -364,7 +372,7 @@ def apply_add(plan: AddPlan) -> Path:
     """Write the planned site file, then the ledger (atomically, under the inventory lock)."""
     root = plan.model.root
     site_root = plan.ids_path.parent
-    with inventory_lock(site_root):
+    with inventory_lock(root, site_root):
         inv = _open(root)
         _unchanged(inv, plan.old_ids_text, "site")
         if plan.site_path.exists():
@@ -553,7 +561,7 @@ def apply_retire(plan: RetirePlan) -> Path:
     id out again. Refused when the inventory changed since the plan. Returns the retired file.
     """
     root = plan.before.root
-    with inventory_lock(plan.ids_path.parent):
+    with inventory_lock(root, plan.ids_path.parent):
         inv = _open(root)
         _unchanged(inv, plan.old_ids_text, "retire")
         if not plan.site_path.is_file() or plan.site_path.read_text(encoding="utf-8") != plan.site_text:

@@ -24,6 +24,8 @@ NEW = "Xã Mẫu Sơn"          # a commune of Lạng Sơn (code 06541) that inv
 def inv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("PROVNET_INVENTORY", raising=False)
     monkeypatch.delenv("PROVNET_DEBUG", raising=False)
+    monkeypatch.delenv("PROVNET_LOCK", raising=False)
+    monkeypatch.setenv("PROVNET_HOME", str(tmp_path / "home"))   # the inventory lock's folder
     root = tmp_path / "lab"
     shutil.copytree(LAB, root)
     return root
@@ -287,3 +289,23 @@ def test_site_cli_does_not_import_the_cli_back() -> None:
     modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert "provnet.cli" not in modules
+
+
+def test_refused_while_a_rollout_holds_the_inventory_lock(inv: Path) -> None:
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from provnet import lock\n"
+                               f"with lock.hold({str(inv)!r}, command='provnet rollout x'):\n"
+                               "    print('held', flush=True); time.sleep(30)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        before = _tree(inv)
+        result = _run("add", "--official", NEW, "-i", str(inv), "--json")
+        assert result.exit_code == 2 and "provnet rollout x" in json.loads(result.stdout)["error"]
+        assert _tree(inv) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _run("add", "--official", NEW, "-i", str(inv)).exit_code == 0  # free once the holder is gone
