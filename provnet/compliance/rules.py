@@ -256,6 +256,14 @@ def _where(loc: tuple[Any, ...]) -> str:
     return out
 
 
+def _fix(message: str) -> str:
+    if message.startswith(("unknown platform", "unknown role")):
+        return "use a name listed (provnet/schema.py PLATFORMS, ROLES)"
+    if message.startswith("invalid regular expression"):
+        return "correct the pattern (Python re syntax; a literal . ( [ { needs a backslash)"
+    return f"correct the value ({DOCS})"
+
+
 def validation_problems(exc: ValidationError, shown: str, obj: str) -> list[Problem]:
     """pydantic's errors as one :class:`Problem` each, the object named by its place in the file."""
     problems = []
@@ -279,7 +287,7 @@ def validation_problems(exc: ValidationError, shown: str, obj: str) -> list[Prob
                                     f"use one of {expected}"))
         elif kind == "value_error":
             msg = str(err.get("ctx", {}).get("error", err["msg"]))
-            problems.append(Problem(shown, where, msg, "correct the value"))
+            problems.append(Problem(shown, where, msg, _fix(msg)))
         else:
             problems.append(Problem(shown, where, f"{err['msg']}, got {yamlio.excerpt(err.get('input'))}",
                                     f"correct the value ({DOCS})"))
