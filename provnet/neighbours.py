@@ -50,6 +50,7 @@ class Neighbours:
     """What the topology says about one device."""
 
     bgp_peer: BgpPeer | None = None
+    customers: tuple[BgpPeer, ...] = ()   # the PE only: every router that peers with it, in segment order
     gateway: IPv4Address | None = None
     upstream: IPv4Address | None = None
     behind: tuple[Route, ...] = ()
@@ -119,7 +120,23 @@ def _of(g: _Graph, dev: Device) -> Neighbours:
             bridges.append(Bridge(f"br{seg.vlan or 0}", seg.vlan,
                                   tuple(i for h, i in seg.members if h == dev.hostname and i.startswith("p")),
                                   own, g.address(router, seg.name) if router else None))
-    return Neighbours(peer, gateway, upstream, tuple(behind), tuple(bridges))
+    return Neighbours(bgp_peer=peer, gateway=gateway, upstream=upstream, behind=tuple(behind), bridges=tuple(bridges))
+
+
+def _customers(g: _Graph) -> tuple[BgpPeer, ...]:
+    """The carrier PE's eBGP neighbours: the router across each WAN /31 (the DC core, every CE)."""
+    out = []
+    pe = g.m.pe
+    for seg in g.m.segments:
+        if seg.kind != "wan" or not seg.members:
+            continue
+        host, ifname = next((h, i) for h, i in seg.members if h != pe.hostname)
+        own = next(i for i in pe.interfaces if i.segment == seg.name)
+        router = g.m.devices[host]
+        addr = g.address(host, seg.name)
+        if addr is not None and router.asn is not None and own.address is not None:
+            out.append(BgpPeer(addr, router.asn, own.name, own.address.ip))
+    return tuple(out)
 
 
 def _peers(m: Model) -> dict[tuple[str, str], str]:
@@ -139,5 +156,6 @@ def resolve(m: Model) -> Model:
     for name, dev in m.devices.items():
         ifaces = tuple(replace(i, peer=peers.get((name, i.name))) for i in dev.interfaces)
         devices[name] = replace(dev, interfaces=ifaces, neighbours=_of(g, dev))
-    pe = replace(m.pe, interfaces=tuple(replace(i, peer=peers.get((m.pe.hostname, i.name))) for i in m.pe.interfaces))
+    pe = replace(m.pe, interfaces=tuple(replace(i, peer=peers.get((m.pe.hostname, i.name))) for i in m.pe.interfaces),
+                 neighbours=Neighbours(customers=_customers(g)))
     return replace(m, devices=devices, pe=pe)

@@ -273,8 +273,18 @@ class RetiredSite(Strict):
     retired_on: str
 
 
+class AssignedSite(Strict):
+    """A live site's entry in the ledger: what lets validation name a site whose file vanished."""
+
+    id: int = Field(ge=1, le=65535)
+    code: str
+    slug: str
+    name: str = ""
+
+
 class IdsFile(Strict):
     """``ids.yml``: the id ledger that keeps retired ids from being reused."""
 
     next_id: int = Field(ge=1)
+    assigned: list[AssignedSite] = []
     retired: list[RetiredSite] = []

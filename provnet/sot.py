@@ -447,7 +447,7 @@ class _Rules:
                                ("circuit_id", site.circuit_id), ("name", (site.level, parent, site.name))):
                 if value in seen[key]:
                     what = f"name {site.name!r} at {site.level} level" + (f" in '{parent}'" if parent else "") \
-                        if key == "name" else f"{key} {value!r}"
+                        if key == "name" else f"{key} {excerpt(value)}"
                     self.add(shown, obj, f"duplicate {what} (also in {seen[key][value]})",
                              f"give each site its own {key}"
                              + (" (next free: provnet inventory next-id)" if key == "id" else ""))
@@ -496,12 +496,35 @@ class _Rules:
             if sid >= ids.next_id:
                 self.add(shown, f"site id {sid}", f"is not below ids.yml next_id {ids.next_id}",
                          f"set next_id: {max(have) + 1} in ids.yml (provnet inventory next-id tells the next free id)")
-        if self.broken:
-            return  # a site file that did not load may hold the missing id
+        slugs = {s.slug for s in self.src.sites}
+        for entry in ids.assigned:
+            if entry.slug not in slugs and entry.slug not in self.broken and entry.id not in retired:
+                self.add(ids_shown, f"assigned id {entry.id}",
+                         f"site '{entry.slug}' ({entry.name or entry.code}) has no file: sites/{entry.slug}.yml is gone",
+                         f"restore sites/{entry.slug}.yml, or retire the site (move its entry to retired: "
+                         "with retired_on)")
+        if self.broken or ids.assigned:
+            return  # a file that did not load may hold the id; a ledger that lists its sites said it all above
         gone = [i for i in range(1, ids.next_id) if i not in have and i not in retired]
-        for sid in gone:
-            self.add(ids_shown, f"site id {sid}", "was assigned but no site file has it (a site file is missing)",
-                     "retire it in ids.yml (retired: with its slug and date), or restore its sites/<slug>.yml")
+        if gone:
+            self.add(ids_shown, f"site id{'s' if len(gone) > 1 else ''} {_ranges(gone)}",
+                     "handed out (below next_id) but no site file has it: a site file is missing",
+                     "restore the site's sites/<slug>.yml, or retire the id in ids.yml (retired: with its slug "
+                     "and retired_on)")
+
+
+def _ranges(ids: list[int]) -> str:
+    """1, 2, 3, 7 → '1–3, 7'."""
+    out: list[str] = []
+    start = prev = ids[0]
+    for i in [*ids[1:], None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        out.append(str(start) if start == prev else f"{start}–{prev}")
+        if i is not None:
+            start = prev = i
+    return ", ".join(out)
 
 
 def check(src: Source, prov_shown: str, site_shown: list[str] | None = None, *,

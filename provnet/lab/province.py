@@ -182,20 +182,12 @@ def pe_config(m: Model) -> str:
         lines += [f"interface {iface.name}", f" ip address {iface.address}", "!"]
     lines += [f"router bgp {m.carrier_asn}", " bgp router-id 198.18.2.0", " no bgp ebgp-requires-policy",
               " timers bgp 10 30"]
-    peers: list[tuple[str, int]] = []
-    for seg in m.segments:
-        if seg.kind != "wan" or not seg.members:
-            continue
-        ce_host = next(h for h, _ in seg.members if h != m.pe.hostname)
-        ce = m.devices[ce_host]
-        ce_addr = next(i.address for i in ce.interfaces if i.segment == seg.name)
-        assert ce_addr is not None and ce.asn is not None
-        peers.append((str(ce_addr.ip), ce.asn))
-    for addr, asn in peers:
-        lines.append(f" neighbor {addr} remote-as {asn}")
+    peers = m.pe.neighbours.customers
+    for peer in peers:
+        lines.append(f" neighbor {peer.address} remote-as {peer.asn}")
     lines += [" address-family ipv4 unicast"]
-    for addr, _ in peers:
-        lines.append(f"  neighbor {addr} activate")
+    for peer in peers:
+        lines.append(f"  neighbor {peer.address} activate")
     lines += [" exit-address-family", "!", "line vty", "!"]
     return "\n".join(lines) + "\n"
 

@@ -149,7 +149,7 @@ def endpoint_of(m: Model, hostname: str) -> Endpoint:
         raise ValueError(f"{hostname} is not a site endpoint with a SIP account")
     site = m.sites[dev.site]
     ce = next((h for h in site.devices if m.devices[h].role == "ce"), None)
-    address = next((str(i.address.ip) for i in dev.interfaces if i.address is not None), dev.ansible_host)
+    address = str(dev.data_address or dev.ansible_host)
     return Endpoint(hostname=hostname, site=site.slug, site_name=site.name, district=dev.district, level=site.level,
                     platform=dev.platform, address=address, aor=dev.sip.aor, sip_user=dev.sip.user, ce=ce,
                     circuit_id=site.circuit_id, contact=f"{site.contact_name} {site.contact_phone}".strip())

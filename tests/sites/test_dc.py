@@ -26,7 +26,7 @@ def test_service_is_running_and_listening(facts: dict[str, Any], dev: model.Devi
     proto, port = PORTS[dev.role]
     if dev.role == "sip_registrar":
         port = m.sip_port
-    addr = str(next(i.address.ip for i in dev.interfaces if i.address))
+    addr = str(dev.data_address)
     listening = any(p == proto and pt == port and a in (addr, "0.0.0.0", "*") for p, a, pt in facts["listen"])
     expect(unit.get("active") == "active" and listening, f"{SERVICE[dev.role]} on {addr}",
            f"active, {proto}/{port} listening", f"{unit.get('active')}, {'listening' if listening else 'not listening'}")
@@ -34,7 +34,7 @@ def test_service_is_running_and_listening(facts: dict[str, Any], dev: model.Devi
 
 def _bridge_is_serving(facts: dict[str, Any], dev: model.Device, m: model.Model) -> None:
     """Janus (API on the management address) and provnet-bridged (SIP legs on the data address)."""
-    data = str(next(i.address.ip for i in dev.interfaces if i.address))
+    data = str(dev.data_address)
     wanted = {"janus": ("tcp", dev.ansible_host, m.vc.janus_port),
               "provnet-bridged": ("udp", data, m.vc.bridge_sip_port)}
     for unit_name, (proto, addr, port) in wanted.items():

@@ -42,7 +42,7 @@ def test_endpoint_is_registered(dev: model.Device, m: model.Model) -> None:
 @pytest.mark.layer("signalling", 0)
 def test_endpoint_answers_options(dev: model.Device, m: model.Model, other: Any) -> None:
     bridge = m.devices[m.services["bridge"]]
-    local = str(next(i.address.ip for i in bridge.interfaces if i.address))
+    local = str(bridge.data_address)
     target = str(dev.interfaces[0].address.ip)
     argv, req = sip.remote_script(target, m.sip_port, local, timeout=2.0, production=m.production)
     from provnet.verify.hosts import root_run

@@ -76,7 +76,10 @@ def test_fresh_import_is_complete_and_valid(fixture: str, code: int, count: int,
     assert len({s.slug for s in m.sites.values()}) == count
     # ids 1..N in order of official code
     assert [s.id for s in sorted(m.sites.values(), key=lambda s: int(s.code))] == list(range(1, count + 1))
-    assert yamlio.load(root / "ids.yml") == {"next_id": count + 1, "retired": []}
+    ledger = yamlio.load(root / "ids.yml")
+    assert ledger.pop("assigned") == [{"id": s.id, "code": s.code, "slug": s.slug, "name": s.name}
+                                      for s in sorted(m.sites.values(), key=lambda s: s.id)]
+    assert ledger == {"next_id": count + 1, "retired": []}
     prod = ipaddress.ip_network(f"10.{code}.0.0/16")
     assert all(n.subnet_of(prod) for n in m.addresses())  # type: ignore[arg-type]
 
@@ -198,6 +201,7 @@ def test_lost_and_gained_units(langson: Path, tmp_path: Path, monkeypatch: pytes
     assert not (root / "sites" / "dong-dang.yml").exists()
     assert yamlio.load(root / "retired" / "dong-dang.yml")["id"] == 23
     ledger = yamlio.load(root / "ids.yml")
+    assert "dong-dang" not in {a["slug"] for a in ledger.pop("assigned")}
     assert ledger == {"next_id": 67, "retired": [
         {"id": 23, "code": "06184", "slug": "dong-dang", "name": "Xã Đồng Đăng", "retired_on": TODAY}]}
     now = _sites(root)
