@@ -127,12 +127,12 @@ def inventory_show(
     m = load_model(inventory)
     if host is None:
         data: Any = {"province": m.name, "production": m.production,
-                     "sites": {s.slug: hostvars.site_vars(m, s) for s in m.sites.values()},
+                     "sites": {s.slug: hostvars.site_vars(s) for s in m.sites.values()},
                      "devices": sorted(m.devices)}
     elif host in m.devices:
         data = hostvars.device_vars(m, m.devices[host])
     elif host in m.sites:
-        data = hostvars.site_vars(m, m.sites[host])
+        data = hostvars.site_vars(m.sites[host])
     else:
         fail(f"no device or site named '{host}' in {m.root}; see `provnet inventory show --json`")
         return

@@ -78,6 +78,22 @@ def test_the_registrar_serves_every_endpoint_of_the_model() -> None:
     assert "provnet_registrar_accounts" not in hostvars.device_vars(m, m.devices["dc-core"])
 
 
+
+def test_inventory_show_prints_the_same_slices() -> None:
+    from typer.testing import CliRunner
+
+    from provnet.cli import app
+
+    m = model.load(LAB)
+    for what, expected in (("dong-dang", hostvars.site_vars(m.sites["dong-dang"])),
+                           ("dong-dang-ce", hostvars.device_vars(m, m.devices["dong-dang-ce"]))):
+        result = CliRunner().invoke(app, ["inventory", "show", what, "-i", str(LAB), "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == json.loads(json.dumps(expected))
+    whole = CliRunner().invoke(app, ["inventory", "show", "-i", str(LAB), "--json"])
+    assert whole.exit_code == 0 and set(json.loads(whole.stdout)["sites"]) == set(m.sites)
+
+
 if __name__ == "__main__":
     if "--update" in sys.argv:
         GOLDEN.write_text(json.dumps(lab_hostvars(), indent=1, sort_keys=True, ensure_ascii=False) + "\n",
