@@ -100,8 +100,18 @@ def _services(m: Model, dev: Device) -> dict[str, Any]:
     return out
 
 
+def province_vars(m: Model) -> dict[str, Any]:
+    """The facts every device shares (the inventory plugin sets them once, on the group ``all``)."""
+    return _province(m)
+
+
 def device_vars(m: Model, dev: Device) -> dict[str, Any]:
-    """One device's slice of the model (``ansible-inventory --host``)."""
+    """One device's slice of the model (``ansible-inventory --host``): its own facts and the province's."""
+    return {**own_vars(m, dev), **_province(m)}
+
+
+def own_vars(m: Model, dev: Device) -> dict[str, Any]:
+    """What is the device's own: everything in :func:`device_vars` but :func:`province_vars`."""
     site = m.sites[dev.site] if dev.site else None
     data: dict[str, Any] = {
         "ansible_host": dev.ansible_host,
@@ -121,7 +131,6 @@ def device_vars(m: Model, dev: Device) -> dict[str, Any]:
         "provnet_site": site_vars(site) if site else None,
         "provnet_district": dev.district,
         **_neighbours(dev),
-        **_province(m),
         "provnet_vc": _vc(m, dev),
         **_services(m, dev),
     }

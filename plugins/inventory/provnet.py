@@ -68,6 +68,10 @@ class InventoryModule(BaseInventoryPlugin):
         for level in ("dc", "districts", "communes"):
             self.inventory.add_group(level)
         self.inventory.add_group("sites")
+        # the province's facts once, on "all", not copied into each of 339 hosts
+        for key, value in hostvars.province_vars(m).items():
+            self.inventory.set_variable("all", key, value)
+        self.inventory.set_variable("all", "ansible_user", m.credentials["admin_user"])
         self.inventory.add_child("sites", "districts")
         self.inventory.add_child("sites", "communes")
         for dev in m.devices.values():
@@ -77,9 +81,8 @@ class InventoryModule(BaseInventoryPlugin):
                 raise AnsibleParserError(f"provnet: {exc}") from None
             host = dev.hostname
             self.inventory.add_host(host)
-            for key, value in hostvars.device_vars(m, dev).items():
+            for key, value in hostvars.own_vars(m, dev).items():
                 self.inventory.set_variable(host, key, value)
-            self.inventory.set_variable(host, "ansible_user", m.credentials["admin_user"])
             if lab_key and not m.production:
                 self.inventory.set_variable(host, "ansible_ssh_private_key_file", lab_key)
             for group in selection.groups_of(dev):
