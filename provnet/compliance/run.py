@@ -1,0 +1,321 @@
+"""`provnet compliance run`: every device of a scope, in parallel, through the engine's drivers.
+
+Per device (one Nornir task, as the engine runs its own): open each platform's driver
+(:func:`provnet.engine.device.reach`, so every address passes the address guard), read its
+running config into the backup history, load the intended candidate and take the engine's
+diff (a non-empty diff is a ``drift:<platform>`` finding), then evaluate the baseline rules
+on that evidence. Rule commands run as root over the same SSH session the driver opened
+(:meth:`provnet.drivers.ssh.SSH.run`), each command once per device. A Linux server without an
+engine driver (platform ``linux``) is reached over the project's SSH with the engine's
+credentials; its backup is the base and service roles' managed files the driver-less node has.
+
+Bad input (rules, waivers, scope) is refused before any device is touched
+(:class:`provnet.compliance.rules.ComplianceInputError`, an :class:`InventoryError`).
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from provnet import guard, history, hostvars, render
+from provnet.compliance import backups, evaluate, report, rules as rules_mod, trend, waivers as waivers_mod
+from provnet.compliance.rules import ComplianceInputError, Rule
+from provnet.compliance.waivers import Waiver
+from provnet.drivers import DRIVERS
+from provnet.engine import device as engine
+from provnet.errors import Problem
+from provnet.model import Device, Model
+
+WAIVERS_FILE = Path(__file__).resolve().parent.parent.parent / "compliance" / "waivers.yml"
+Progress = Callable[[str, int, int], None]
+Opener = Callable[[engine.Context, Device, str], tuple[Any, str]]
+Shell = Callable[[engine.Context, Device], Any]
+
+# Files a driver-less Linux server holds from the roles (backed up as its ``linux`` section; the
+# role's own templates stay their one home: this is only what to read, never what to expect).
+SERVER_FILES = (
+    "/etc/hostname", "/etc/ssh/sshd_config.d/00-provnet-base.conf", "/etc/sudoers.d/provnet-admin",
+    "/etc/security/faillock.conf", "/etc/pam.d/common-auth", "/etc/pam.d/common-account",
+    "/etc/sysctl.d/50-provnet-base.conf", "/etc/chrony/chrony.conf", "/etc/rsyslog.d/90-provnet-forward.conf",
+    "/etc/snmp/snmpd.conf", "/etc/systemd/journald.conf.d/syslog.conf",
+)
+ROLE_FILES: dict[str, tuple[str, ...]] = {
+    "ntp": ("/etc/chrony/conf.d/provnet-server.conf",),
+    "soc": ("/etc/rsyslog.d/10-provnet-collector.conf", "/etc/logrotate.d/provnet-soc"),
+    "sip_registrar": ("/etc/kamailio/kamailio.cfg",),
+    "vc_bridge": (),
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """``all``, ``site SLUG`` or ``district SLUG``: the devices it selects and its label in the history."""
+
+    kind: str
+    slug: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.kind if self.slug is None else f"{self.kind} {self.slug}"
+
+    def hosts(self, m: Model) -> list[str]:
+        if self.kind == "all":
+            return list(m.devices)
+        key = "site" if self.kind == "site" else "district"
+        return [h for h, d in m.devices.items() if getattr(d, key) == self.slug]
+
+
+def parse_scope(text: str | None, m: Model) -> Scope:
+    """``all`` (also ``province``), ``site SLUG``, ``district SLUG`` (``site:SLUG`` too); ComplianceInputError else."""
+    t = (text or "all").strip()
+    for sep in (":", "="):
+        head = t.split(sep, 1)[0]
+        if head in ("site", "district"):
+            t = t.replace(sep, " ", 1)
+    parts = t.split()
+    if parts in (["all"], ["province"]):
+        return Scope("all")
+    if len(parts) == 2 and parts[0] in ("site", "district"):
+        scope = Scope(parts[0], parts[1])
+        if not scope.hosts(m):
+            raise ComplianceInputError([Problem(str(m.root), f"--scope {text}", f"no {parts[0]} '{parts[1]}'",
+                                                "give a slug from `provnet inventory show`")])
+        return scope
+    raise ComplianceInputError([Problem("--scope", text, "expected 'all', 'site SLUG' or 'district SLUG'",
+                                        "e.g. --scope 'site dong-dang'")])
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a run checks against, loaded (and refused when broken) before any device is touched."""
+
+    rules: dict[str, Rule]
+    waivers: list[Waiver]
+
+
+def load_inputs(m: Model, rules_dir: Path | str = rules_mod.RULES_DIR,
+                waivers_file: Path | str = WAIVERS_FILE) -> Inputs:
+    loaded = rules_mod.load_rules(rules_dir)
+    return Inputs(loaded, waivers_mod.load_waivers(waivers_file, loaded, m))
+
+
+@dataclass(frozen=True)
+class Special:
+    """A finding that is no baseline rule: a drift or an unreachable device (trend reads these fields)."""
+
+    device: str
+    rule_id: str
+    status: str
+    evidence: str = ""
+    kind: str = "drift"
+    title: str = ""
+    severity: str = "high"
+    note: str = ""
+
+
+class CachedRunner:
+    """``run(command) -> (rc, stdout)`` over one SSH session, each command executed once per device."""
+
+    def __init__(self, ssh: Any) -> None:
+        self.ssh = ssh
+        self.cache: dict[str, tuple[int, str]] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, command: str) -> tuple[int, str]:
+        with self.lock:
+            if command not in self.cache:
+                res = self.ssh.run(command)
+                self.cache[command] = (res.rc, res.out)
+            return self.cache[command]
+
+
+def open_shell(ctx: engine.Context, dev: Device) -> Any:
+    """The project's SSH to a driver-less Linux server, with the credentials the Linux drivers use."""
+    from provnet.drivers.ssh import SSH, lab_key
+
+    addr = guard.check(dev.ansible_host, production=ctx.model.production, purpose=f"check {dev.hostname} at")
+    users = (ctx.model.credentials["admin_user"], *(() if ctx.model.production else ("root",)))
+    return SSH(addr, tuple(dict.fromkeys(users)), lab_key(), None, ctx.model.production, timeout=15).open()
+
+
+def _server_backup(runner: CachedRunner, dev: Device) -> str:
+    """The role-managed files of a driver-less server, as one ``### file:`` bundle (absent files left out)."""
+    from provnet.drivers.linux import make_bundle
+
+    files: dict[str, str] = {}
+    for path in (*SERVER_FILES, *ROLE_FILES.get(dev.role, ())):
+        rc, out = runner(f"cat {shlex.quote(path)} 2>/dev/null")
+        if rc == 0:
+            files[path] = out
+    return make_bundle(files)
+
+
+def _unreachable(dev: Device, reason: str) -> Special:
+    return Special(dev.hostname, "reachability", "unreachable", reason, kind="reachability",
+                   title="Không kết nối được thiết bị", severity="high", note=reason.splitlines()[0][:300])
+
+
+@dataclass
+class DeviceResult:
+    host: str
+    findings: list[Any] = field(default_factory=list)
+    backed_up: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def check_device(ctx: engine.Context, host: str, inputs: Inputs, today: date,
+                 backup: backups.BackupRun | None = None, opener: Opener = engine.reach,
+                 shell: Shell = open_shell) -> DeviceResult:
+    """Back up, diff and evaluate one device; never raises for the device's own faults."""
+    t0 = time.monotonic()
+    m, dev = ctx.model, ctx.model.devices[host]
+    out = DeviceResult(host)
+    try:
+        variables = hostvars.device_vars(m, dev)
+        intended = evaluate.intended_texts(m, dev)
+        candidates = {r.platform: r.sections for r in render.render_device(m, host, secrets=ctx.secrets)}
+    except Exception as exc:  # noqa: BLE001 - a render failure is this device's error, not the run's
+        out.findings.append(Special(host, "drift:render", "error", ctx.mask(str(exc)), note="render failed"))
+        return out
+    running: dict[str, str] = {}
+    opened: list[Any] = []
+    runner: CachedRunner | None = None
+    facts: dict[str, Any] = {}
+    try:
+        for platform in dev.platforms:
+            if platform not in DRIVERS:
+                continue
+            try:
+                drv, _ = opener(ctx, dev, platform)
+            except Exception as exc:  # noqa: BLE001 - NAPALM/Netmiko raise their own
+                if not opened:  # the device itself does not answer: one finding, nothing else
+                    out.findings = [_unreachable(dev, ctx.mask(engine._reason(exc)))]
+                    return out
+                out.findings.append(Special(host, f"drift:{platform}", "error", ctx.mask(engine._reason(exc)),
+                                            note=f"{platform}: could not open the driver"))
+                continue
+            opened.append(drv)
+            try:
+                text = drv.get_config()["running"]
+                running[platform] = text
+                if backup is not None:
+                    backup.write(host, platform, text)
+                    out.backed_up.append(platform)
+                if platform in candidates:
+                    drv.load_replace_candidate(config=drv.build_candidate(candidates[platform]))
+                    diff = drv.compare_config()
+                    engine._discard(drv)
+                    if diff:
+                        out.findings.append(Special(host, f"drift:{platform}", "fail", ctx.mask(diff),
+                                                    title=f"Cấu hình {platform} khác cấu hình dự kiến",
+                                                    note=f"{platform}: running config differs from intended "
+                                                         "(provnet net diff)"))
+                if runner is None and getattr(drv, "ssh", None) is not None:
+                    runner = CachedRunner(drv.ssh)
+                if not facts:
+                    facts["get_facts"] = drv.get_facts()
+            except Exception as exc:  # noqa: BLE001
+                out.findings.append(Special(host, f"drift:{platform}", "error", ctx.mask(engine._reason(exc)),
+                                            note=f"{platform}: could not read or diff the config"))
+        if not opened and "linux" in dev.platforms:
+            try:
+                ssh = shell(ctx, dev)
+            except Exception as exc:  # noqa: BLE001
+                out.findings = [_unreachable(dev, ctx.mask(engine._reason(exc)))]
+                return out
+            opened.append(ssh)
+            runner = CachedRunner(ssh)
+            try:
+                running["linux"] = _server_backup(runner, dev)
+                if backup is not None:
+                    backup.write(host, "linux", running["linux"])
+                    out.backed_up.append("linux")
+                rc, name = runner("hostname")
+                facts["get_facts"] = {"hostname": name.strip()}
+            except Exception as exc:  # noqa: BLE001
+                out.findings.append(Special(host, "drift:linux", "error", ctx.mask(engine._reason(exc)),
+                                            note="could not read the managed files"))
+        ev = evaluate.Evidence(vars=variables, intended=intended, running=running, run=runner, facts=facts,
+                               secrets=ctx.secrets)
+        out.findings += evaluate.evaluate_device(inputs.rules.values(), dev, ev, inputs.waivers, today)
+    finally:
+        for drv in opened:
+            try:
+                drv.close()
+            except Exception:  # noqa: BLE001 - closing never masks the result
+                pass
+        out.seconds = time.monotonic() - t0
+    return out
+
+
+@dataclass
+class RunResult:
+    run_id: int
+    started_at: str
+    findings: list[trend.Finding]
+    report: report.Report
+    backup_commit: str
+    seconds: float
+    devices: list[DeviceResult]
+
+    @property
+    def exit_code(self) -> int:
+        return report.exit_code(self.findings)
+
+
+def run(m: Model, scope: Scope, inputs: Inputs, *, workers: int = 20, progress: Progress | None = None,
+        store: history.Store | None = None, repo: backups.BackupRepo | None = None, ctx: engine.Context | None = None,
+        today: date | None = None, opener: Opener = engine.reach, shell: Shell = open_shell) -> RunResult:
+    """One compliance run over the scope: backups, drift, rules, history, trend and the report."""
+    from provnet.engine.run import _ProgressProcessor, nornir_for
+    from nornir.core.task import Result, Task
+
+    t0 = time.monotonic()
+    hosts = scope.hosts(m)
+    ctx = ctx or engine.Context.build(m)
+    store = store or history.open_store()
+    repo = repo or backups.BackupRepo.open(m.root)
+    started_at = history.utc_now()
+    run_id = trend.start_run(store, str(m.root), scope.label, started_at)
+    today = today or date.today()
+    notes: list[str] = []
+    results: dict[str, DeviceResult] = {}
+    with repo.begin(run_id, ctx.secrets, started_at, str(m.root)) as brun:
+        if brun.interrupted:
+            notes.append(str(brun.interrupted))
+        nr = nornir_for(m, hosts, workers).with_processors([_ProgressProcessor(len(hosts), progress, "compliance")])
+
+        def task(t: Task) -> Result:
+            name = t.host.name
+            try:
+                res = check_device(ctx, name, inputs, today, brun, opener, shell)
+            except Exception as exc:  # noqa: BLE001 - one device's failure is its own finding
+                res = DeviceResult(name, [Special(name, "reachability", "error",
+                                                  ctx.mask(f"{type(exc).__name__}: {exc}"), kind="reachability",
+                                                  note="the check of this device failed")])
+            return Result(host=t.host, result=res)
+
+        agg = nr.run(task=task, name="provnet compliance")
+        for name in hosts:
+            results[name] = agg[name][0].result
+        sha = brun.commit()
+    notes.append(f"backup commit {sha[:12]} ({repo.path})")
+    evaluated = [f for name in hosts for f in results[name].findings]
+    findings = trend.from_evaluation(evaluated, inputs.rules, {h: d.site for h, d in m.devices.items()})
+    trend.record(store, run_id, findings)
+    seconds = time.monotonic() - t0
+    trend.finish_run(store, run_id, findings, backup_commit=sha, seconds=round(seconds, 2))
+    rep = report.Report(findings, run_id, started_at, str(m.root), scope.label, m.name,
+                        report.site_names(m), trend.compare(store, run_id), notes)
+    return RunResult(run_id, started_at, findings, rep, sha, seconds, [results[h] for h in hosts])
+
+
+__all__ = ["Scope", "parse_scope", "Inputs", "load_inputs", "Special", "CachedRunner", "open_shell", "check_device",
+           "DeviceResult", "RunResult", "run", "WAIVERS_FILE", "ComplianceInputError"]
