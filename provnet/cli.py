@@ -17,7 +17,7 @@ from typing import Any, Optional
 import typer
 from rich.table import Table
 
-from provnet import lab_cli, net_cli, rollout_cli, site_cli, vc_cli, verify_cli
+from provnet import compliance_cli, lab_cli, net_cli, rollout_cli, site_cli, vc_cli, verify_cli
 from provnet.cli_common import (ErrorHandlingGroup, InventoryOpt, JsonOpt, emit_json, fail, inventory_failed,
                                 inventory_path, load_model, out)
 from provnet.errors import InventoryError, ProvnetError
@@ -236,6 +236,7 @@ app.add_typer(net_cli.net_app, name="net")
 app.add_typer(vc_cli.vc_app, name="vc")
 app.add_typer(site_cli.site_app, name="site")
 app.command("rollout")(rollout_cli.rollout)
+app.add_typer(compliance_cli.compliance_app, name="compliance")
 
 
 def main() -> None:
