@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -22,6 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+import yaml
 
 from provnet import guard
 from provnet.errors import ProvnetError
@@ -33,6 +36,7 @@ from provnet.model import Device, Model
 OOB_BRIDGE = "pvoob"
 CONTROLLER_IF = "pvctl0"
 STATE_FILE = "lab.json"
+_STALE_INTERFACE = re.compile(r'"interface \S+ --  no" we failed to remove')
 Progress = Callable[[str, int, int], None]
 
 
@@ -192,28 +196,48 @@ def pe_config(m: Model) -> str:
     return "\n".join(lines) + "\n"
 
 
-def configure_pe(m: Model, restart: bool = False) -> bool:
-    """Write the PE's FRR config and (re)start FRR (the carrier's job, not provnet's engine).
+def configure_pe(m: Model, restart: bool = False) -> str:
+    """Write the PE's FRR config and apply it (the carrier's job, not provnet's engine).
 
-    FRR is restarted only when its config or daemons file changed, when it is not running,
-    or when ``restart`` says so (the PE was booted just now): a second ``lab up`` must not
-    drop every CE's BGP session.  Returns whether FRR was restarted.
+    A changed ``frr.conf`` alone is applied with ``frr-reload.py --reload``: a site joining or
+    leaving must not drop every other CE's BGP session. FRR is restarted only when it is not
+    running, the daemons file changed, or ``restart`` says so (the PE was booted just now).
+    Returns ``restarted``, ``reloaded`` or ``unchanged``.
     """
     sd = lab_dir()
     daemons = "/etc/frr/daemons"
     script = (
-        "set -e; new=$(mktemp); cat > \"$new\"; changed=$1; "
-        f"grep -q '^bgpd=yes' {daemons} || {{ sed -i 's/^bgpd=no/bgpd=yes/' {daemons}; changed=1; }}; "
+        "set -e; new=$(mktemp); cat > \"$new\"; restart=$1; conf=0; "
+        f"grep -q '^bgpd=yes' {daemons} || {{ sed -i 's/^bgpd=no/bgpd=yes/' {daemons}; restart=1; }}; "
         "if ! cmp -s \"$new\" /etc/frr/frr.conf; then "
-        "cat \"$new\" > /etc/frr/frr.conf; chown frr:frr /etc/frr/frr.conf; changed=1; fi; "
+        "cat \"$new\" > /etc/frr/frr.conf; chown frr:frr /etc/frr/frr.conf; conf=1; fi; "
         "rm -f \"$new\"; sysctl -qw net.ipv4.ip_forward=1; systemctl enable -q frr; "
-        "if [ \"$changed\" = 1 ] || ! systemctl -q is-active frr; then systemctl restart frr; echo restarted; fi"
+        "if [ \"$restart\" = 1 ] || ! systemctl -q is-active frr; then systemctl restart frr; echo restarted; "
+        "elif [ \"$conf\" = 1 ]; then "
+        "/usr/lib/frr/frr-reload.py --reload /etc/frr/frr.conf 2>&1 && echo reloaded || echo reload-failed; fi"
     )
     proc = node.exec(m.pe.hostname, ["sh", "-c", script, "configure-pe", "1" if restart else "0"], sd,
                      timeout=90, input=pe_config(m))
     if proc.returncode != 0:
         raise LabError(f"PE configuration failed: {proc.stderr.strip() or proc.stdout.strip()}")
-    return "restarted" in proc.stdout
+    if "reload-failed" in proc.stdout:
+        failed = [line for line in proc.stdout.splitlines() if "we failed to" in line]
+        # `no interface ceN` is refused once the site's veth has gone with its node: harmless
+        if not failed or any(not _STALE_INTERFACE.search(line) for line in failed):
+            raise LabError(f"PE: frr-reload.py failed: {proc.stdout.strip()[-1500:]}")
+        return "reloaded"
+    return next((w for w in ("restarted", "reloaded") if w in proc.stdout), "unchanged")
+
+
+def pe_sessions(m: Model) -> dict[str, dict[str, object]]:
+    """The PE's eBGP sessions by neighbour address: state, uptime (s), prefixes received, peer hostname."""
+    proc = node.exec(m.pe.hostname, ["vtysh", "-c", "show bgp ipv4 unicast summary json"], lab_dir(), timeout=30)
+    if proc.returncode != 0:
+        raise LabError(f"PE: vtysh failed: {proc.stderr.strip()}")
+    peers = json.loads(proc.stdout or "{}").get("peers", {})
+    return {addr: {"state": p.get("state"), "uptime_s": round(p.get("peerUptimeMsec", 0) / 1000, 1),
+                   "prefixes": p.get("pfxRcd", 0), "hostname": p.get("hostname", "")}
+            for addr, p in peers.items()}
 
 
 # ---------------------------------------------------------------- up / down / status
@@ -255,18 +279,34 @@ def wait_ssh(address: str, timeout: float) -> bool:
     return False
 
 
+def family(m: Model) -> set[str]:
+    """The inventories whose lab this model may join: its own folder and, for an overlay, its base."""
+    root = m.root.resolve()
+    out = {str(root)}
+    try:
+        raw = yaml.safe_load((root / "province.yml").read_text(encoding="utf-8")) or {}
+    except OSError:
+        return out
+    if isinstance(raw.get("base"), str):
+        out.add(str((root / raw["base"]).resolve()))
+    return out
+
+
 def up(m: Model, progress: Progress | None = None, workers: int = 8) -> list[NodeStatus]:
     """Bring the lab province up (idempotent: what already runs is left alone)."""
     check_range(m)
     check_host()
     sd = lab_dir()
     prev = _state(sd)
-    if prev.get("inventory") and prev["inventory"] != str(m.root.resolve()):
-        raise LabError(f"a lab of {prev['inventory']} is running: `provnet lab down` first")
+    inventory = str(m.root.resolve())
+    if prev.get("inventory"):
+        if prev["inventory"] not in family(m):
+            raise LabError(f"a lab of {prev['inventory']} is running: `provnet lab down` first")
+        inventory = str(prev["inventory"])
     image = lab_image.build_image()
     sysctl.raise_limits(sd)
-    _save_state(sd, {"inventory": str(m.root.resolve()), "nodes": [d.hostname for d in m.nodes()],
-                     "oob_bridge": OOB_BRIDGE, "image": str(image)})
+    names = list(dict.fromkeys([*prev.get("nodes", []), *(d.hostname for d in m.nodes())]))  # type: ignore[misc]
+    _save_state(sd, {"inventory": inventory, "nodes": names, "oob_bridge": OOB_BRIDGE, "image": str(image)})
     pubkey = ensure_key().with_suffix(".pub").read_text()
     _ensure_oob_bridge(m)
     nodes = m.nodes()
@@ -372,6 +412,40 @@ def down(force: bool = False) -> list[str]:
     sysctl.restore_limits(sd)
     (sd / STATE_FILE).unlink(missing_ok=True)
     return sorted(names)
+
+
+def remove(names: list[str] | set[str]) -> list[str]:
+    """Take nodes out of the running lab (a retired site's): stop each, delete its host-side veth, drop it
+    from the state — what ``down`` does, for these nodes only. Their data-plane veths go with their
+    namespaces. Returns the names removed (unknown names are ignored)."""
+    sd = lab_dir()
+    st = _state(sd)
+    known: list[str] = list(st.get("nodes", []))  # type: ignore[arg-type]
+    gone = sorted({n for n in names if n in known or node.node(n, sd).dir.exists()})
+    if not gone:
+        return []
+    if os.geteuid() != 0:
+        raise LabError("removing lab nodes needs root")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda n: node.stop(n, sd), gone))
+    for name in gone:
+        host = _host_if(name)
+        if _link_exists(None, host):
+            _ip("link", "del", host, check=False)
+    st["nodes"] = [n for n in known if n not in gone]
+    _save_state(sd, st)
+    return gone
+
+
+def prune(m: Model) -> tuple[list[str], str]:
+    """Make the running lab match ``m`` where sites left it: nodes not in the model removed, the PE
+    reconfigured without their neighbours (reloaded, not restarted). Returns (removed, PE action)."""
+    st = _state(lab_dir())
+    if not st or st.get("inventory") not in family(m):
+        return [], "unchanged"
+    keep = {d.hostname for d in m.nodes()}
+    removed = remove([n for n in st.get("nodes", []) if n not in keep])  # type: ignore[union-attr]
+    return removed, configure_pe(m) if removed else "unchanged"
 
 
 def leftovers() -> list[str]:
