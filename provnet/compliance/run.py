@@ -212,11 +212,11 @@ def check_device(ctx: engine.Context, host: str, inputs: Inputs, today: date,
                     drv.load_replace_candidate(config=drv.build_candidate(candidates[platform]))
                     diff = drv.compare_config()
                     engine._discard(drv)
-                    if diff:
-                        out.findings.append(Special(host, f"drift:{platform}", "fail", ctx.mask(diff),
-                                                    title=f"Cấu hình {platform} khác cấu hình dự kiến",
-                                                    note=f"{platform}: running config differs from intended "
-                                                         "(provnet net diff)"))
+                    # a pass too, so a drift put back reads "fixed" in the trend, not "gone"
+                    out.findings.append(Special(host, f"drift:{platform}", "fail" if diff else "pass",
+                                                ctx.mask(diff), title=f"Cấu hình {platform} khớp cấu hình dự kiến",
+                                                note=f"{platform}: running config differs from intended "
+                                                     "(provnet net diff)" if diff else ""))
                 if runner is None and getattr(drv, "ssh", None) is not None:
                     runner = CachedRunner(drv.ssh)
                 if not facts:

@@ -44,8 +44,8 @@ class FakeSSH:
 
 
 class FakeDriver:
-    def __init__(self, host: str, platform: str, ssh: FakeSSH) -> None:
-        self.host, self.platform, self.ssh = host, platform, ssh
+    def __init__(self, host: str, platform: str, ssh: FakeSSH, drifting: set[str]) -> None:
+        self.host, self.platform, self.ssh, self.drifting = host, platform, ssh, drifting
 
     @classmethod
     def build_candidate(cls, sections: dict[str, str]) -> str:
@@ -57,7 +57,7 @@ class FakeDriver:
     def load_replace_candidate(self, config: str | None = None, filename: str | None = None) -> None: ...
 
     def compare_config(self) -> str:
-        return "+ip route 198.18.200.0/24 Null0\n" if self.host == DRIFTING and self.platform == "frr" else ""
+        return "+ip route 198.18.200.0/24 Null0\n" if self.host in self.drifting and self.platform == "frr" else ""
 
     def discard_config(self) -> None: ...
 
@@ -82,12 +82,13 @@ def env(tmp_path: Path, lab: model.Model) -> dict[str, Any]:
     calls: list[tuple[str, str]] = []
     opened: list[tuple[str, str]] = []
     weak: set[str] = set()
+    drifting = {DRIFTING}
 
     def opener(ctx: engine.Context, dev: Any, platform: str) -> tuple[Any, str]:
         opened.append((dev.hostname, platform))
         if dev.hostname == UNREACHABLE:
             raise ConnectError(f"{dev.ansible_host}: unreachable over SSH (timed out)")
-        return FakeDriver(dev.hostname, platform, FakeSSH(dev.hostname, calls, weak)), dev.ansible_host
+        return FakeDriver(dev.hostname, platform, FakeSSH(dev.hostname, calls, weak), drifting), dev.ansible_host
 
     def shell(ctx: engine.Context, dev: Any) -> FakeSSH:
         opened.append((dev.hostname, "shell"))
@@ -103,7 +104,7 @@ def env(tmp_path: Path, lab: model.Model) -> dict[str, Any]:
         return crun.run(lab, crun.parse_scope(scope, lab), inputs, workers=4, store=store, repo=repo, ctx=ctx,
                         today=date(2026, 12, 3), opener=opener, shell=shell)
 
-    return {"go": go, "calls": calls, "opened": opened, "weak": weak, "store": store, "repo": repo,
+    return {"go": go, "calls": calls, "opened": opened, "weak": weak, "drifting": drifting, "store": store, "repo": repo,
             "rules": rules, "waivers": waivers}
 
 
@@ -119,7 +120,7 @@ def test_a_run_checks_every_device_and_an_unreachable_one_is_one_finding(env: di
     unreachable = [f for f in res.findings if f.device == UNREACHABLE]
     assert len(unreachable) == 1 and "timed out" in unreachable[0].evidence
     assert res.exit_code == 1
-    drift = next(f for f in res.findings if f.rule_id == "drift:frr")
+    drift = next(f for f in res.findings if f.rule_id == "drift:frr" and f.device == DRIFTING)
     assert drift.kind == "drift" and "198.18.200.0/24" in drift.evidence
     # DC servers have no engine driver: reached over the shell, checked and backed up all the same
     assert ("dc-ntp", "shell") in env["opened"]
@@ -184,3 +185,10 @@ def test_scopes(lab: model.Model, text: str, kind: str, slug: str | None) -> Non
 def test_bad_scopes(lab: model.Model, text: str) -> None:
     with pytest.raises(ComplianceInputError):
         crun.parse_scope(text, lab)
+
+
+def test_a_drift_put_back_reads_fixed(env: dict[str, Any]) -> None:
+    env["go"]()
+    env["drifting"].clear()
+    res = env["go"]()
+    assert (DRIFTING, "drift:frr") in {(i.device, i.rule_id) for i in res.report.trend.fixed}
