@@ -163,11 +163,11 @@ def history_cmd(
     if as_json:
         emit_json(ans.as_dict())
     elif ans.run is None:
-        err.print(f"no finished compliance run at or before {ans.at:%Y-%m-%d %H:%M} checked "
+        err.print(f"no finished compliance run at or before {history.local_time(ans.at)} checked "
                   f"{device or 'any device'}{f' for {rule}' if rule else ''}", markup=False, highlight=False)
     else:
         verdict = "compliant" if ans.compliant else "NOT compliant"
-        out.print(f"{device or 'all devices'}{f' / {rule}' if rule else ''} at {ans.at:%Y-%m-%d %H:%M}: {verdict} "
+        out.print(f"{device or 'all devices'}{f' / {rule}' if rule else ''} at {history.local_time(ans.at)}: {verdict} "
                   f"(run {ans.run.id}, {ans.run.scope}, {ans.run.started_local})", markup=False, highlight=False)
         for r in ans.results:
             if r.verdict != "pass" and r.verdict != "not_applicable":
