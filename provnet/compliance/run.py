@@ -47,10 +47,9 @@ SERVER_FILES = (
     "/etc/snmp/snmpd.conf", "/etc/systemd/journald.conf.d/syslog.conf",
 )
 ROLE_FILES: dict[str, tuple[str, ...]] = {
-    "ntp": ("/etc/chrony/conf.d/provnet-server.conf",),
-    "soc": ("/etc/rsyslog.d/10-provnet-collector.conf", "/etc/logrotate.d/provnet-soc"),
-    "sip_registrar": ("/etc/kamailio/kamailio.cfg",),
-    "vc_bridge": (),
+    "soc": ("/etc/rsyslog.d/10-provnet-collector.conf", "/etc/logrotate.d/provnet-remote"),
+    "sip_registrar": ("/etc/kamailio/kamailio.cfg", "/etc/default/kamailio"),
+    "vc_bridge": ("/etc/systemd/system/janus.service.d/provnet.conf", "/etc/systemd/system/provnet-bridged.service"),
 }
 
 
