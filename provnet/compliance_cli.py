@@ -97,6 +97,68 @@ def _summary(res: "object") -> None:
         out.print(f"note: {note}", markup=False, highlight=False)
 
 
+@compliance_app.command("remediate")
+def remediate_cmd(
+    inventory: Optional[Path] = InventoryOpt,
+    scope: str = typer.Option("all", "--scope", metavar="all|site SLUG|district SLUG",
+                              help="Whose last run to fix (the same scope as that run)."),
+    devices: list[str] = typer.Option([], "--device", metavar="HOST", help="Only this device (repeatable)."),
+    rule: Optional[str] = typer.Option(None, "--rule", metavar="ID", help="Only this rule (ssh-010, drift:frr, …)."),
+    commit: bool = typer.Option(False, "--commit", help="Apply the plan (default: print it and change nothing)."),
+    revert_in: int = typer.Option(60, "--revert-in", metavar="SECONDS", help="Engine commit-confirm window."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Fix what the last compliance run found: the plan first, then (with --commit) the change.
+
+    Reads the open findings of the last finished run of the scope. A drift, or a config rule of a
+    platform the engine drives (frr, nftables, linux_switch, baresip, vendors), is fixed by the engine
+    (the diff is the plan; with --commit: backup, commit with a confirmed revert, as `provnet net
+    deploy`); any other rule on a Linux node by its roles (`ansible-playbook playbooks/site.yml --limit
+    HOST`). Unreachable devices and errors are listed, never acted on. What no role owns (an extra
+    sshd drop-in, a process someone started by hand) stays open: the next run says so.
+
+    Run `provnet compliance run` afterwards: what was fixed reads "fixed".
+
+    Exit status: 0 plan printed or everything applied, 1 something failed, 2 bad input (no run yet).
+
+    Example: provnet compliance remediate --device dong-dang-ce --commit
+    """
+    from provnet import history
+    from provnet.compliance import run as crun
+    from provnet.engine.device import Context
+
+    m = load_model(inventory)
+    for d in devices:
+        if d not in m.devices:
+            fail(f"no device '{d}' in {m.root}")
+    try:
+        sc = crun.parse_scope(scope, m)
+        inputs = crun.load_inputs(m)
+        run, actions = crun.plan_remediation(m, history.open_store(), inputs, sc, tuple(devices), rule)
+    except InventoryError as exc:
+        inventory_failed(exc, str(m.root), tail="; nothing was changed.")
+    ok = crun.remediate(Context.build(m, ticket="compliance remediate"), actions, commit=commit,
+                        revert_in=revert_in) if actions else True
+    if as_json:
+        emit_json({"run": run.id, "commit": commit, "ok": ok, "actions": [a.as_dict() for a in actions]})
+    else:
+        out.print(f"from compliance run {run.id} ({run.scope}, {run.started_local}): {len(actions)} device(s)"
+                  f"{'' if commit else ' — plan only, nothing changed (give --commit)'}", markup=False, highlight=False)
+        for a in actions:
+            how = ", ".join([*(f"engine {p}" for p in a.engine_platforms), *(["roles (site.yml)"] if a.roles else [])])
+            out.print(f"  {a.host:<20} {how or 'nothing to apply'}  {a.result}", markup=False, highlight=False)
+            for subj in a.subjects:
+                out.print(f"      fixes    {subj}", markup=False, highlight=False)
+            for subj in a.skipped:
+                out.print(f"      skipped  {subj} (unreachable or not evaluated: check the device)",
+                          markup=False, highlight=False)
+            for platform, text in a.diff.items():
+                if text:
+                    out.print(f"      --- {platform}\n" + "\n".join("      " + l for l in text.splitlines()[:40]),
+                              markup=False, highlight=False)
+    raise typer.Exit(0 if ok else 1)
+
+
 @compliance_app.command("diff")
 def diff_cmd(
     host: str = typer.Argument(..., metavar="HOST", help="The device (its hostname in the model)."),

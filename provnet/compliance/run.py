@@ -316,5 +316,95 @@ def run(m: Model, scope: Scope, inputs: Inputs, *, workers: int = 20, progress: 
     return RunResult(run_id, started_at, findings, rep, sha, seconds, [results[h] for h in hosts])
 
 
-__all__ = ["Scope", "parse_scope", "Inputs", "load_inputs", "Special", "CachedRunner", "open_shell", "check_device",
+# ---------------------------------------------------------------- remediation
+
+@dataclass
+class Action:
+    """What fixes one device's open findings: the engine for its configs, the roles for the rest."""
+
+    host: str
+    engine_platforms: tuple[str, ...] = ()
+    roles: bool = False
+    subjects: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # open, but nothing provnet owns fixes it (unreachable, error)
+    diff: dict[str, str] = field(default_factory=dict)  # platform → the engine's diff (the plan)
+    result: str = ""  # after --commit: the engine's status, and the roles' exit
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "engine": list(self.engine_platforms), "roles": self.roles,
+                "subjects": self.subjects, "skipped": self.skipped, "diff": self.diff, "result": self.result}
+
+
+def plan_remediation(m: Model, store: history.Store, inputs: Inputs, scope: Scope,
+                     devices: tuple[str, ...] = (), rule: str | None = None) -> tuple[history.Run, list[Action]]:
+    """From the last finished run of this inventory and scope: per device, what would fix its open findings.
+
+    ``drift:<platform>`` and a config rule of an engine platform → the engine (that platform);
+    any other rule on a Linux node → its roles (``site.yml --limit HOST``); unreachable and
+    error findings are listed as skipped (nothing to apply until the device can be checked)."""
+    runs = history.runs_of(store, trend.KIND, str(m.root), scope.label)
+    if not runs:
+        raise ComplianceInputError([Problem(str(store.path), f"scope {scope.label}", "no finished compliance run",
+                                            "run `provnet compliance run` first")])
+    actions: dict[str, Action] = {}
+    for r in store.results(runs[0].id):
+        host, rule_id = trend.split_subject(r.subject)
+        if not trend.is_open(r.verdict) or host not in m.devices or (devices and host not in devices) \
+                or (rule and rule_id != rule):
+            continue
+        a = actions.setdefault(host, Action(host))
+        dev = m.devices[host]
+        r_obj = inputs.rules.get(rule_id)
+        platform = rule_id.split(":", 1)[1] if rule_id.startswith("drift:") else \
+            getattr(getattr(r_obj, "check", None), "platform", None)
+        if r.verdict != "fail":
+            a.skipped.append(r.subject)
+        elif platform in DRIVERS and platform in dev.platforms:
+            a.engine_platforms = tuple(dict.fromkeys((*a.engine_platforms, platform)))
+            a.subjects.append(r.subject)
+        elif set(dev.platforms) - {"cisco_ios", "fortios", "cisco_tp"}:
+            a.roles = True
+            a.subjects.append(r.subject)
+        else:
+            a.skipped.append(r.subject)
+    return runs[0], [actions[h] for h in m.devices if h in actions]
+
+
+def remediate(ctx: engine.Context, actions: list[Action], *, commit: bool = False, revert_in: int = 60,
+              playbook: Path | None = None) -> bool:
+    """The plan's diffs (always), and with ``commit`` the changes: the engine per device (backup,
+    commit-confirm), then one ``site.yml --limit`` for every device that needs its roles. True when
+    everything applied."""
+    import os
+    import subprocess
+    import sys
+
+    ok = True
+    for a in actions:
+        if not a.engine_platforms:
+            continue
+        res = engine.converge(ctx, a.host, commit=commit, revert_in=revert_in, platforms=a.engine_platforms)
+        a.diff = {p.platform: p.diff or p.error for p in res.platforms}
+        a.result = res.status
+        ok = ok and res.status in ("changed", "unchanged", "would-change")
+    role_hosts = [a.host for a in actions if a.roles]
+    if commit and role_hosts:
+        repo = Path(__file__).resolve().parent.parent.parent
+        cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(ctx.model.root),
+               str(playbook or repo / "playbooks" / "site.yml"), "--limit", ",".join(role_hosts)]
+        env = {**os.environ, "ANSIBLE_CONFIG": os.environ.get("ANSIBLE_CONFIG", str(repo / "ansible.cfg"))}
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=repo, env=env, timeout=1800)
+        for a in actions:
+            if a.roles:
+                a.result = (a.result + "; " if a.result else "") + f"roles: site.yml exit {proc.returncode}"
+        if proc.returncode != 0:
+            ok = False
+            tail = ctx.mask(proc.stdout[-1500:] + proc.stderr[-500:])
+            for a in actions:
+                if a.roles:
+                    a.diff["roles"] = tail
+    return ok
+
+
+__all__ = ["Action", "plan_remediation", "remediate", "Scope", "parse_scope", "Inputs", "load_inputs", "Special", "CachedRunner", "open_shell", "check_device",
            "DeviceResult", "RunResult", "run", "WAIVERS_FILE", "ComplianceInputError"]

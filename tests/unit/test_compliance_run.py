@@ -192,3 +192,27 @@ def test_a_drift_put_back_reads_fixed(env: dict[str, Any]) -> None:
     env["drifting"].clear()
     res = env["go"]()
     assert (DRIFTING, "drift:frr") in {(i.device, i.rule_id) for i in res.report.trend.fixed}
+
+
+def test_the_remediation_plan_sends_configs_to_the_engine_and_the_rest_to_the_roles(env: dict[str, Any],
+                                                                                    lab: model.Model) -> None:
+    env["weak"].add("dong-dang-ce")
+    env["go"]()
+    inputs = crun.load_inputs(lab, env["rules"], env["waivers"])
+    run, actions = crun.plan_remediation(lab, env["store"], inputs, crun.Scope("all"))
+    how = {a.host: (a.engine_platforms, a.roles, a.subjects, a.skipped) for a in actions}
+    assert how == {
+        "dong-dang-ce": ((), True, ["dong-dang-ce:ssh-001"], []),
+        DRIFTING: (("frr",), False, [f"{DRIFTING}:drift:frr"], []),
+        UNREACHABLE: ((), False, [], [f"{UNREACHABLE}:reachability"]),
+    }
+    _, only = crun.plan_remediation(lab, env["store"], inputs, crun.Scope("all"), devices=(DRIFTING,))
+    assert [a.host for a in only] == [DRIFTING]
+    _, by_rule = crun.plan_remediation(lab, env["store"], inputs, crun.Scope("all"), rule="ssh-001")
+    assert [a.host for a in by_rule] == ["dong-dang-ce"]
+
+
+def test_no_run_yet_is_bad_input(env: dict[str, Any], lab: model.Model) -> None:
+    inputs = crun.load_inputs(lab, env["rules"], env["waivers"])
+    with pytest.raises(ComplianceInputError):
+        crun.plan_remediation(lab, env["store"], inputs, crun.Scope("site", "chi-lang"))
