@@ -143,7 +143,8 @@ def site_retire(
 
     Refused (exit 2, nothing written) while province.yml still names the site — vc.chair,
     vc.recorders, a meeting's chair or sites — or while communes sit under the district.
-    The DC side and the lab are `provnet rollout`'s; this changes the source of truth only.
+    When the lab of this inventory runs (as root), the site's nodes leave it (stopped, their veths and
+    state gone, the PE's neighbour removed by a reload); the DC side is `provnet rollout`'s.
     """
     from provnet import siteops
 
@@ -158,10 +159,15 @@ def site_retire(
         fail(str(exc))
     losses = plan.losses()
     s = plan.site
+    lab = {} if dry_run else _lab_leave(plan.after, s.devices)
     if as_json:
         emit_json({"ok": True, "written": not dry_run, "slug": slug, "retired_on": plan.date,
-                   "file": plan.shown_file, "retired_file": plan.shown_retired, **losses})
+                   "file": plan.shown_file, "retired_file": plan.shown_retired, **losses, "lab": lab})
         return
+    if lab.get("removed"):
+        out.print(f"lab: {', '.join(lab['removed'])} left the running lab (PE {lab['pe']})", markup=False)
+    elif lab.get("error"):
+        err.print(f"provnet: lab: {lab['error']}", markup=False, highlight=False)
     verb = "would retire" if dry_run else "retired"
     out.print(f"{verb} {s.name} ({slug}), id {s.id}, on {plan.date}: {plan.shown_file} → {plan.shown_retired}",
               markup=False)
@@ -176,6 +182,21 @@ def site_retire(
     lans = ", ".join(f"{n} {net}" for n, net in r["lans"].items())
     out.print(f"reserved for ever with id {r['id']}: AS {r['asn']}, loopback {r['loopback']}, WAN {r['wan']}, "
               f"{lans}" + (f", out-of-band {r['oob']}" if r["oob"] else ""), markup=False)
+
+
+def _lab_leave(after: object, hostnames: Sequence[str]) -> dict[str, object]:
+    """Take a retired site's nodes out of the running lab of this inventory (nothing when none runs)."""
+    import os
+
+    from provnet.lab import province
+
+    if getattr(after, "production", True) or os.geteuid() != 0:
+        return {}
+    try:
+        removed, pe = province.prune(after, list(hostnames))  # type: ignore[arg-type]
+    except ProvnetError as exc:
+        return {"error": str(exc)}
+    return {"removed": removed, "pe": pe} if removed else {}
 
 
 @site_app.command("check")

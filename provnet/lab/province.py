@@ -140,6 +140,8 @@ def _wire_link(a: tuple[str, str], b: tuple[str, str]) -> None:
     ns_a = node.node(a[0], lab_dir()).netns
     ns_b = node.node(b[0], lab_dir()).netns
     if not _link_exists(ns_a, a[1]):
+        if _link_exists(ns_b, b[1]):  # the far end of a veth whose near end left with a removed node
+            _ip("-n", ns_b, "link", "del", b[1], check=False)
         _ip("link", "add", a[1], "netns", ns_a, "type", "veth", "peer", "name", b[1], "netns", ns_b)
     _ip("-n", ns_a, "link", "set", a[1], "up")
     _ip("-n", ns_b, "link", "set", b[1], "up")
@@ -426,6 +428,15 @@ def remove(names: list[str] | set[str]) -> list[str]:
         return []
     if os.geteuid() != 0:
         raise LabError("removing lab nodes needs root")
+    for name in gone:
+        # delete the data-plane veths first: a dead namespace's veths can outlive it (the kernel frees a
+        # namespace lazily) and a peer's end left behind would refuse the next wiring of that name
+        ns = node.node(name, sd).netns
+        if Path("/run/netns", ns).exists():
+            links = json.loads(_ip("-n", ns, "-j", "link", "show", check=False).stdout or "[]")
+            for link in links:
+                if link.get("ifname") not in ("lo", "oob0") and link.get("link_type") != "loopback":
+                    _ip("-n", ns, "link", "del", link["ifname"], check=False)
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda n: node.stop(n, sd), gone))
     for name in gone:
@@ -437,14 +448,17 @@ def remove(names: list[str] | set[str]) -> list[str]:
     return gone
 
 
-def prune(m: Model) -> tuple[list[str], str]:
-    """Make the running lab match ``m`` where sites left it: nodes not in the model removed, the PE
-    reconfigured without their neighbours (reloaded, not restarted). Returns (removed, PE action)."""
+def prune(m: Model, names: list[str] | set[str] | tuple[str, ...]) -> tuple[list[str], str]:
+    """Take a retired site's nodes (``names``, none of them in ``m``) out of the running lab of ``m``'s
+    inventory, and reconfigure the PE without their neighbours (a reload, not a restart).
+
+    Only when the running lab is exactly this inventory's: an overlay's or a copy's model would not
+    describe the lab. Returns (removed, PE action)."""
     st = _state(lab_dir())
-    if not st or st.get("inventory") not in family(m):
+    if not st or st.get("inventory") != str(m.root.resolve()):
         return [], "unchanged"
     keep = {d.hostname for d in m.nodes()}
-    removed = remove([n for n in st.get("nodes", []) if n not in keep])  # type: ignore[union-attr]
+    removed = remove([n for n in names if n not in keep])
     return removed, configure_pe(m) if removed else "unchanged"
 
 
