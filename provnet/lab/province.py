@@ -294,6 +294,12 @@ def family(m: Model) -> set[str]:
     return out
 
 
+def running_inventory() -> str | None:
+    """The inventory whose lab runs on this machine (None: no lab)."""
+    inv = _state(lab_dir()).get("inventory")
+    return str(inv) if inv else None
+
+
 def up(m: Model, progress: Progress | None = None, workers: int = 8) -> list[NodeStatus]:
     """Bring the lab province up (idempotent: what already runs is left alone)."""
     check_range(m)

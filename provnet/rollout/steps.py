@@ -140,11 +140,14 @@ def step_lab(ctx: Context) -> dict[str, Any]:
     from provnet.lab import province
 
     m = ctx.model
+    running = province.running_inventory()
+    if running is not None and running not in province.family(m):
+        raise StepFailed(f"the running lab is {running}'s, not {ctx.shown}'s (nor its base's)")
     new_ce = {str(m.sites[s].wan_ce.ip) for s in ctx.slugs}
     before = province.pe_sessions(m)
-    running = {r.name for r in province.status() if r.state == "running"}
+    was_up = {r.name for r in province.status() if r.state == "running"}
     province.up(m)
-    joined = [d.hostname for d in m.nodes() if d.hostname not in running]
+    joined = [d.hostname for d in m.nodes() if d.hostname not in was_up]
     after = province.pe_sessions(m)
     sessions, restarted = [], []
     for addr, b in before.items():
