@@ -72,8 +72,8 @@ def last(slugs: list[str] | str, inventory: str | None = None, store_path: Path 
 # ---------------------------------------------------------------- the printable page
 
 _CSS = """
-@page { size: A4; margin: 14mm 14mm 16mm 14mm; }
-body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; font-size: 9.5pt; color: #111; margin: 0; }
+@page { size: A4; margin: 11mm 12mm 12mm 12mm; }
+body { font-family: "DejaVu Sans", "Liberation Sans", Arial, sans-serif; font-size: 8.5pt; color: #111; margin: 0; }
 h1 { font-size: 14pt; text-align: center; margin: 2mm 0 1mm; text-transform: uppercase; }
 .head { display: flex; justify-content: space-between; font-size: 9pt; }
 .head div { text-align: center; width: 48%; }
@@ -86,7 +86,7 @@ th { background: #eee; }
 .ok { color: #0a6a0a; font-weight: bold; } .bad { color: #b00; font-weight: bold; }
 .mono { font-family: "DejaVu Sans Mono", monospace; font-size: 7.5pt; word-break: break-all; }
 .sign { display: flex; justify-content: space-between; margin-top: 5mm; page-break-inside: avoid; }
-.sign div { width: 45%; text-align: center; height: 30mm; }
+.sign div { width: 45%; text-align: center; height: 26mm; }
 .outcome { margin: 2mm 0; padding: 1.5mm; border: 0.4mm solid #444; }
 """
 
