@@ -242,7 +242,7 @@ def check_device(ctx: engine.Context, host: str, inputs: Inputs, today: date,
                 out.findings.append(Special(host, "drift:linux", "error", ctx.mask(engine._reason(exc)),
                                             note="could not read the managed files"))
         ev = evaluate.Evidence(vars=variables, intended=intended, running=running, run=runner, facts=facts,
-                               secrets=ctx.secrets)
+                               secrets=ctx.masking())
         out.findings += evaluate.evaluate_device(inputs.rules.values(), dev, ev, inputs.waivers, today)
     finally:
         for drv in opened:
@@ -286,7 +286,7 @@ def run(m: Model, scope: Scope, inputs: Inputs, *, workers: int = 20, progress: 
     today = today or date.today()
     notes: list[str] = []
     results: dict[str, DeviceResult] = {}
-    with repo.begin(run_id, ctx.secrets, started_at, str(m.root)) as brun:
+    with repo.begin(run_id, ctx.masking(), started_at, str(m.root)) as brun:
         if brun.interrupted:
             notes.append(str(brun.interrupted))
         nr = nornir_for(m, hosts, workers).with_processors([_ProgressProcessor(len(hosts), progress, "compliance")])

@@ -61,6 +61,13 @@ class Context:
     audit_log: Path
     ticket: str = ""
     user: str = field(default_factory=lambda: os.environ.get("SUDO_USER") or getpass.getuser())
+    # every value of the vault, not only the ones this model names: a device may still hold the
+    # secret of a site another inventory (an overlay, a rollout) configured there
+    known: dict[str, str] = field(default_factory=dict)
+
+    def masking(self) -> dict[str, str]:
+        """Name → value of every secret to mask in what leaves the engine (backups, reports)."""
+        return {**self.known, **self.secrets}
 
     @classmethod
     def build(cls, m: Model, ticket: str = "", loaded: Mapping[str, str] | None = None) -> "Context":
@@ -69,11 +76,13 @@ class Context:
         names = m.secret_refs()
         if loaded is not None and all(isinstance(loaded.get(n), str) for n in names):
             values = {n: str(loaded[n]) for n in names}
+            known = {n: v for n, v in loaded.items() if isinstance(v, str)}
         else:
             values = secrets.ensure(m)
+            known = secrets.read_vault(secrets.vault_paths(m))
         home = secrets.home()
         backup = Path(os.environ.get("PROVNET_BACKUP_DIR", Path.cwd() / "backups"))
-        return cls(m, values, secrets.Masker(values), backup, home / "audit.log", ticket)
+        return cls(m, values, secrets.Masker({**known, **values}), backup, home / "audit.log", ticket, known=known)
 
 
 def driver_for(ctx: Context, dev: Device, platform: str, address: str | None = None) -> Any:

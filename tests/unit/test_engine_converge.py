@@ -251,3 +251,19 @@ def test_vendor_commits_are_confirmed_afresh_and_their_errors_never_escape(
     r = device.converge(ctx, CE, commit=True)
     assert [(p.platform, p.status) for p in r.platforms] == [("frr", "failed"), ("nftables", "skipped")]
     assert "VendorError" in r.platforms[0].error and "within 60 s" in r.platforms[0].error
+
+
+def test_the_engine_masks_every_vault_value_not_only_the_models(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A device may hold the secret of a site another inventory configured (a rollout's overlay)."""
+    from provnet import model as model_mod, secrets as sec
+
+    monkeypatch.setenv("PROVNET_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PROVNET_VAULT_DIR", str(tmp_path / "vault"))
+    m = model_mod.load(REPO / "inventory" / "lab")
+    device.Context.build(m)                       # generates the lab's vault
+    paths = sec.vault_paths(m)
+    sec.write_vault(paths, {**sec.read_vault(paths), "sip_elsewhere_vc": "Other-Site-Secret-42"})
+    ctx = device.Context.build(m)
+    assert "sip_elsewhere_vc" not in ctx.secrets
+    assert ctx.masking()["sip_elsewhere_vc"] == "Other-Site-Secret-42"
+    assert "Other-Site-Secret-42" not in ctx.mask('$var(password) = "Other-Site-Secret-42";')
