@@ -81,6 +81,35 @@ def lab_status(inventory: Optional[Path] = InventoryOpt, as_json: bool = JsonOpt
         raise typer.Exit(1)
 
 
+@lab_app.command("prune")
+def lab_prune(inventory: Optional[Path] = InventoryOpt, as_json: bool = JsonOpt) -> None:
+    """Take out the nodes the inventory no longer has (a retired site's) and reload the PE without them.
+
+    Every other node keeps running and every other BGP session stays up. Only for the inventory
+    whose lab runs here; `provnet site retire` does this by itself when run as root.
+    """
+    prov = _lab()
+    m = load_model(inventory)
+    st = prov._state(prov.lab_dir())
+    running = set(st.get("nodes", [])) if st else set()
+    if not running:
+        out.print("no lab is running", markup=False)
+        return
+    if st.get("inventory") != str(m.root.resolve()):
+        fail(f"the running lab is {st.get('inventory')}, not {m.root}: prune with -i {st.get('inventory')}")
+        return
+    try:
+        removed, pe = prov.prune(m, running - {d.hostname for d in m.nodes()})
+    except prov.LabError as exc:
+        fail(str(exc), code=1)
+        return
+    if as_json:
+        emit_json({"removed": removed, "pe": pe})
+    else:
+        out.print(f"lab prune: {len(removed)} node(s) removed{': ' + ', '.join(removed) if removed else ''}; "
+                  f"PE {pe}", markup=False)
+
+
 @lab_app.command("down")
 def lab_down(force: bool = typer.Option(False, "--force", help="Also sweep leftovers of a crashed run.")) -> None:
     """Stop every container; remove namespaces, mounts, veths and state (safe to run twice)."""
