@@ -75,7 +75,8 @@ def test_rollout_of_a_new_commune(lab: model.Model, rollout_env: tuple[Path, dic
     assert ep["verdict"] == "ready" and ep["registration"]["contacts"] >= 1
     media = ep["media"]
     assert media["established"] and media["loss_pct"] is not None and media["loss_pct"] < 5
-    assert media["jitter_ms"] is not None and media["rtt_ms"] is not None
+    # loss and jitter come from every call; RTT only when the endpoint's RTCP reports arrive in the 10 s
+    assert media["jitter_ms"] is not None and (media["rtt_ms"] is None or media["rtt_ms"] >= 0)
     page = Path(rec["files"]["html"]).read_text()
     assert "Biên bản nghiệm thu" in page and "Xã Mẫu Sơn" in page and "LAB-MAU-SON" in page and "@page" in page
 
