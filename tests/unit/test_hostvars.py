@@ -18,7 +18,8 @@ LAB = ROOT / "inventory" / "lab"
 GOLDEN = ROOT / "tests" / "fixtures" / "hostvars" / "lab.json"
 # set by plays and the engine's action, not by the model
 PLAY_VARS = {"provnet_vault", "provnet_ticket", "provnet_files", "provnet_units", "provnet_config",
-             "provnet_meeting", "provnet_remote", "provnet_snmp_user", "provnet_packages"}
+             "provnet_meeting", "provnet_remote", "provnet_snmp_user", "provnet_packages",
+             "provnet_bin", "provnet_venv_bin"}   # new_site.yml and compliance.yml: where the CLI is
 
 
 def lab_hostvars() -> dict[str, dict[str, object]]:
