@@ -64,12 +64,30 @@ def _write_private(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def read_vault(paths: VaultPaths) -> dict[str, str]:
-    """Decrypt the vault into a mapping name → value."""
-    import yaml
+_OPENED: dict[tuple[str, int, int, int], dict[str, str]] = {}
 
+
+def read_vault(paths: VaultPaths) -> dict[str, str]:
+    """Decrypt the vault into a mapping name → value (once per version of the vault file)."""
     if not paths.vault.exists():
         return {}
+    try:
+        st, pw = paths.vault.stat(), paths.password_file.stat()
+        key = (str(paths.vault), st.st_mtime_ns, st.st_size, pw.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and key in _OPENED:
+        return dict(_OPENED[key])
+    values = _decrypt(paths)
+    if key is not None:
+        _OPENED.clear()  # one vault version at a time
+        _OPENED[key] = values
+    return dict(values)
+
+
+def _decrypt(paths: VaultPaths) -> dict[str, str]:
+    import yaml
+
     if not paths.password_file.exists():
         raise SecretError(f"{paths.vault}: vault password file {paths.password_file} is missing — "
                           "restore it, or move the vault away to have a lab vault generated anew")

@@ -20,9 +20,9 @@ site_app = typer.Typer(help="Sites in the source of truth: add one (from the off
                        "check one is ready for a rollout.", no_args_is_help=True)
 
 
-def _refused(problems: Sequence[Problem], what: str) -> NoReturn:
+def _refused(problems: Sequence[Problem], what: str, tail: str = "; nothing was written") -> NoReturn:
     """Every problem line, then one summary; exit 2 (one JSON object with --json)."""
-    summary = f"{len(problems)} problem(s): {what}; nothing was written"
+    summary = f"{len(problems)} problem(s): {what}{tail}" if tail else what
     if json_mode():
         emit_json(error_object(summary, problems))
     else:
@@ -221,14 +221,7 @@ def site_check(
     problems = [p for s in chosen for p in siteops.rollout_problems(m, s)]
     if problems:
         blocked = len({p.obj.split(".")[0] for p in problems})
-        summary = f"{blocked} of {len(chosen)} site(s) not ready for a rollout"
-        if as_json:
-            emit_json(error_object(summary, problems))
-        else:
-            for problem in problems:
-                err.print(str(problem), markup=False, highlight=False)
-            err.print(f"provnet: {summary}", markup=False, highlight=False)
-        raise typer.Exit(2)
+        _refused(problems, f"{blocked} of {len(chosen)} site(s) not ready for a rollout", tail="")
     if as_json:
         emit_json({"ok": True, "ready": chosen})
     else:

@@ -64,6 +64,13 @@ class When(Strict):
     equals: str | int | bool
 
 
+def _known(values: list[str], allowed: tuple[str, ...], what: str) -> list[str]:
+    for v in values:
+        if v not in allowed:
+            raise ValueError(f"unknown {what} '{v}' (known: {', '.join(allowed)})")
+    return values
+
+
 class AppliesTo(Strict):
     """A device matches when one of its platforms is listed (or none are) and so is its role."""
 
@@ -75,18 +82,12 @@ class AppliesTo(Strict):
     @field_validator("platforms")
     @classmethod
     def _known_platforms(cls, values: list[str]) -> list[str]:
-        for v in values:
-            if v not in PLATFORMS:
-                raise ValueError(f"unknown platform '{v}' (known: {', '.join(PLATFORMS)})")
-        return values
+        return _known(values, PLATFORMS, "platform")
 
     @field_validator("roles", "except_roles")
     @classmethod
     def _known_roles(cls, values: list[str]) -> list[str]:
-        for v in values:
-            if v not in ROLES:
-                raise ValueError(f"unknown role '{v}' (known: {', '.join(ROLES)})")
-        return values
+        return _known(values, ROLES, "role")
 
     @model_validator(mode="after")
     def _something(self) -> "AppliesTo":

@@ -105,18 +105,10 @@ def load_inputs(m: Model, rules_dir: Path | str = rules_mod.RULES_DIR,
     return Inputs(loaded, waivers_mod.load_waivers(waivers_file, loaded, m))
 
 
-@dataclass(frozen=True)
-class Special:
-    """A finding that is no baseline rule: a drift or an unreachable device (trend reads these fields)."""
-
-    device: str
-    rule_id: str
-    status: str
-    evidence: str = ""
-    kind: str = "drift"
-    title: str = ""
-    severity: str = "high"
-    note: str = ""
+def special(device: str, rule_id: str, status: str, evidence: str = "", *, kind: str = "drift",
+            title: str = "", severity: str = "high", note: str = "") -> trend.Finding:
+    """A finding that is no baseline rule: a drift or an unreachable device, in the trend's own shape."""
+    return trend.Finding(device, rule_id, status, evidence, kind, title, severity, reason=note)
 
 
 class CachedRunner:
@@ -156,8 +148,8 @@ def _server_backup(runner: CachedRunner, dev: Device) -> str:
     return make_bundle(files)
 
 
-def _unreachable(dev: Device, reason: str) -> Special:
-    return Special(dev.hostname, "reachability", "unreachable", reason, kind="reachability",
+def _unreachable(dev: Device, reason: str) -> trend.Finding:
+    return special(dev.hostname, "reachability", "unreachable", reason, kind="reachability",
                    title="Không kết nối được thiết bị", severity="high", note=reason.splitlines()[0][:300])
 
 
@@ -181,7 +173,7 @@ def check_device(ctx: engine.Context, host: str, inputs: Inputs, today: date,
         intended = evaluate.intended_texts(m, dev)
         candidates = {r.platform: r.sections for r in render.render_device(m, host, secrets=ctx.secrets)}
     except Exception as exc:  # noqa: BLE001 - a render failure is this device's error, not the run's
-        out.findings.append(Special(host, "drift:render", "error", ctx.mask(str(exc)), note="render failed"))
+        out.findings.append(special(host, "drift:render", "error", ctx.mask(str(exc)), note="render failed"))
         return out
     running: dict[str, str] = {}
     opened: list[Any] = []
@@ -197,7 +189,7 @@ def check_device(ctx: engine.Context, host: str, inputs: Inputs, today: date,
                 if not opened:  # the device itself does not answer: one finding, nothing else
                     out.findings = [_unreachable(dev, ctx.mask(engine._reason(exc)))]
                     return out
-                out.findings.append(Special(host, f"drift:{platform}", "error", ctx.mask(engine._reason(exc)),
+                out.findings.append(special(host, f"drift:{platform}", "error", ctx.mask(engine._reason(exc)),
                                             note=f"{platform}: could not open the driver"))
                 continue
             opened.append(drv)
@@ -212,7 +204,7 @@ def check_device(ctx: engine.Context, host: str, inputs: Inputs, today: date,
                     diff = drv.compare_config()
                     engine._discard(drv)
                     # a pass too, so a drift put back reads "fixed" in the trend, not "gone"
-                    out.findings.append(Special(host, f"drift:{platform}", "fail" if diff else "pass",
+                    out.findings.append(special(host, f"drift:{platform}", "fail" if diff else "pass",
                                                 ctx.mask(diff), title=f"Cấu hình {platform} khớp cấu hình dự kiến",
                                                 note=f"{platform}: running config differs from intended "
                                                      "(provnet net diff)" if diff else ""))
@@ -221,7 +213,7 @@ def check_device(ctx: engine.Context, host: str, inputs: Inputs, today: date,
                 if not facts:
                     facts["get_facts"] = drv.get_facts()
             except Exception as exc:  # noqa: BLE001
-                out.findings.append(Special(host, f"drift:{platform}", "error", ctx.mask(engine._reason(exc)),
+                out.findings.append(special(host, f"drift:{platform}", "error", ctx.mask(engine._reason(exc)),
                                             note=f"{platform}: could not read or diff the config"))
         if not opened and "linux" in dev.platforms:
             try:
@@ -239,7 +231,7 @@ def check_device(ctx: engine.Context, host: str, inputs: Inputs, today: date,
                 rc, name = runner("hostname")
                 facts["get_facts"] = {"hostname": name.strip()}
             except Exception as exc:  # noqa: BLE001
-                out.findings.append(Special(host, "drift:linux", "error", ctx.mask(engine._reason(exc)),
+                out.findings.append(special(host, "drift:linux", "error", ctx.mask(engine._reason(exc)),
                                             note="could not read the managed files"))
         ev = evaluate.Evidence(vars=variables, intended=intended, running=running, run=runner, facts=facts,
                                secrets=ctx.masking())
@@ -296,7 +288,7 @@ def run(m: Model, scope: Scope, inputs: Inputs, *, workers: int = 20, progress: 
             try:
                 res = check_device(ctx, name, inputs, today, brun, opener, shell)
             except Exception as exc:  # noqa: BLE001 - one device's failure is its own finding
-                res = DeviceResult(name, [Special(name, "reachability", "error",
+                res = DeviceResult(name, [special(name, "reachability", "error",
                                                   ctx.mask(f"{type(exc).__name__}: {exc}"), kind="reachability",
                                                   note="the check of this device failed")])
             return Result(host=t.host, result=res)
@@ -406,5 +398,5 @@ def remediate(ctx: engine.Context, actions: list[Action], *, commit: bool = Fals
     return ok
 
 
-__all__ = ["Action", "plan_remediation", "remediate", "Scope", "parse_scope", "Inputs", "load_inputs", "Special", "CachedRunner", "open_shell", "check_device",
+__all__ = ["Action", "plan_remediation", "remediate", "Scope", "parse_scope", "Inputs", "load_inputs", "special", "CachedRunner", "open_shell", "check_device",
            "DeviceResult", "RunResult", "run", "WAIVERS_FILE", "ComplianceInputError"]

@@ -79,7 +79,7 @@ class Context:
             known = {n: v for n, v in loaded.items() if isinstance(v, str)}
         else:
             values = secrets.ensure(m)
-            known = secrets.read_vault(secrets.vault_paths(m))
+            known = secrets.read_vault(secrets.vault_paths(m))   # memoised: no second decryption
         home = secrets.home()
         backup = Path(os.environ.get("PROVNET_BACKUP_DIR", Path.cwd() / "backups"))
         return cls(m, values, secrets.Masker({**known, **values}), backup, home / "audit.log", ticket, known=known)
