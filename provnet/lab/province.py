@@ -136,15 +136,39 @@ def _wire_oob(dev: Device, m: Model) -> None:
     _ip("-n", ns, "link", "set", "oob0", "up")
 
 
-def _wire_link(a: tuple[str, str], b: tuple[str, str]) -> None:
+def _wire_link(a: tuple[str, str], b: tuple[str, str]) -> list[tuple[str, str]]:
+    """Wire one point-to-point link; returns the (netns, ifname) ends it had to create."""
     ns_a = node.node(a[0], lab_dir()).netns
     ns_b = node.node(b[0], lab_dir()).netns
+    created: list[tuple[str, str]] = []
     if not _link_exists(ns_a, a[1]):
         if _link_exists(ns_b, b[1]):  # the far end of a veth whose near end left with a removed node
             _ip("-n", ns_b, "link", "del", b[1], check=False)
         _ip("link", "add", a[1], "netns", ns_a, "type", "veth", "peer", "name", b[1], "netns", ns_b)
+        created = [(ns_a, a[1]), (ns_b, b[1])]
     _ip("-n", ns_a, "link", "set", a[1], "up")
     _ip("-n", ns_b, "link", "set", b[1], "up")
+    return created
+
+
+def _settle(ends: list[tuple[str, str]], timeout: float = 10.0) -> None:
+    """Wait until the new ends' IPv6 addresses have passed duplicate address detection.
+
+    A freshly created veth's link-local address is tentative for about a second; until
+    then nothing can be sent from it, so `lab up` returning earlier would hand back a
+    link that does not yet carry traffic.
+    """
+    deadline = time.monotonic() + timeout
+    pending = list(ends)
+    while pending and time.monotonic() < deadline:
+        pending = [
+            (ns, ifname)
+            for ns, ifname in pending
+            if _ip("-n", ns, "-6", "addr", "show", "dev", ifname, "tentative", check=False).stdout.strip()
+            or not _ip("-n", ns, "-6", "addr", "show", "dev", ifname, "scope", "link", check=False).stdout.strip()
+        ]
+        if pending:
+            time.sleep(0.2)
 
 
 def _wire_stub(host: str, ifname: str) -> None:
@@ -337,12 +361,12 @@ def up(m: Model, progress: Progress | None = None, workers: int = 8) -> list[Nod
             done += 1
             if progress:
                 progress("boot", done, total)
-    for link in m.links:
-        _wire_link(link.a, link.b)
+    created = [end for link in m.links for end in _wire_link(link.a, link.b)]
     controller_seg = _wire_controller(m)
     for seg in m.segments:
         if len(seg.members) == 1 and seg.name != controller_seg:
             _wire_stub(*seg.members[0])
+    _settle(created)
     if progress:
         progress("wire", total, total)
 
