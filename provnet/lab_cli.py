@@ -125,6 +125,42 @@ def lab_down(force: bool = typer.Option(False, "--force", help="Also sweep lefto
     out.print(f"lab down: {len(removed)} node(s) removed", markup=False)
 
 
+station_app = typer.Typer(help="The management station: the controller with a systemd of its own (for its timers).",
+                          no_args_is_help=True)
+lab_app.add_typer(station_app, name="station")
+
+
+@station_app.command("up")
+def station_up() -> None:
+    """Boot the lab's management station (idempotent).
+
+    A system container sharing this machine's network (the controller's addresses, no
+    CAP_NET_ADMIN), with the checkout, $PROVNET_HOME and the lab's key mounted. Install the
+    nightly run in it: provnet lab exec provnet-station -- sh -c 'cd CHECKOUT &&
+    .venv/bin/ansible-playbook playbooks/compliance_runner.yml'.
+    """
+    from provnet.lab import station
+
+    prov = _lab()
+    try:
+        pid = station.up()
+    except prov.LabError as exc:
+        fail(str(exc))
+        return
+    out.print(f"station {station.NAME} running (PID 1 = {pid}); checkout {station.project_root()}", markup=False)
+
+
+@station_app.command("down")
+def station_down() -> None:
+    """Stop the management station (the rest of the lab keeps running)."""
+    from provnet.lab import station
+
+    if os.geteuid() != 0:
+        fail("lab station down needs root")
+    station.down()
+    out.print(f"station {station.NAME} stopped", markup=False)
+
+
 @lab_app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def lab_exec(ctx: typer.Context, name: str = typer.Argument(..., help="Node hostname.")) -> None:
     """Run a command inside a node: provnet lab exec NODE -- CMD [ARGS…]."""

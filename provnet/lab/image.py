@@ -42,6 +42,7 @@ PACKAGES: tuple[str, ...] = (
     "dbus-user-session",
     "frr",
     "frr-pythontools",
+    "git",  # the management station's compliance backups (provnet.compliance.backups)
     "iproute2",
     "iputils-ping",
     "janus",

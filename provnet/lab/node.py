@@ -288,14 +288,23 @@ def _personalise(n: Node, hostname: str) -> None:
 # --- lifecycle -----------------------------------------------------------------
 
 
-def nspawn_argv(n: Node, hostname: str) -> list[str]:
-    """Return the systemd-nspawn command line that boots node ``n``."""
+def nspawn_argv(n: Node, hostname: str, host_network: bool = False,
+                binds: tuple[tuple[Path, bool], ...] = ()) -> list[str]:
+    """Return the systemd-nspawn command line that boots node ``n``.
+
+    ``host_network``: the node shares the host's network namespace (the lab's management
+    station: the controller's own addresses) and gets no CAP_NET_ADMIN, so it can use the
+    host's network but never change it. ``binds``: (path, writable) mounted at the same path.
+    """
+    net = [] if host_network else [f"--network-namespace-path={n.netns_path}", f"--capability={','.join(EXTRA_CAPS)}"]
+    dropped = (*FORBIDDEN_CAPS, *(EXTRA_CAPS if host_network else ()))
+    mounts = [f"--bind={p}" if writable else f"--bind-ro={p}" for p, writable in binds]
     return [
         NSPAWN,
         "--quiet",
         "--register=no",
         "--keep-unit",
-        f"--network-namespace-path={n.netns_path}",
+        *net,
         f"--directory={n.merged}",
         f"--machine={n.name}",
         f"--hostname={hostname}",
@@ -303,16 +312,18 @@ def nspawn_argv(n: Node, hostname: str) -> list[str]:
         "--timezone=off",
         "--link-journal=no",
         "--console=read-only",
-        f"--capability={','.join(EXTRA_CAPS)}",
-        f"--drop-capability={','.join(FORBIDDEN_CAPS)}",
+        *mounts,
+        f"--drop-capability={','.join(dropped)}",
         "--boot",
     ]
 
 
-def start(name: str, image: Path, state_dir: Path, hostname: str) -> int:
+def start(name: str, image: Path, state_dir: Path, hostname: str, host_network: bool = False,
+          binds: tuple[tuple[Path, bool], ...] = ()) -> int:
     """Boot node ``name`` from ``image``; return the host PID of its PID 1 (systemd).
 
     Idempotent: a node already running is left alone and its PID 1 returned.
+    ``host_network`` and ``binds``: see :func:`nspawn_argv`.
     """
     n = node(name, state_dir)
     if is_running(name, state_dir):
@@ -320,7 +331,8 @@ def start(name: str, image: Path, state_dir: Path, hostname: str) -> int:
         assert record is not None
         return record[0]
     terminate(n)  # half-dead leftovers of a crashed run (no-op normally)
-    ensure_netns(n)
+    if not host_network:
+        ensure_netns(n)
     mount_overlay(n, image)
     _personalise(n, hostname)
     procs_files = []
@@ -334,7 +346,7 @@ def start(name: str, image: Path, state_dir: Path, hostname: str) -> int:
     env = {**os.environ, "PROVNET_CGROUP_PROCS": " ".join(procs_files), "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"}
     with open(n.log_file, "ab") as log:
         proc = subprocess.Popen(
-            ["sh", "-c", wrapper, "sh", *nspawn_argv(n, hostname)],
+            ["sh", "-c", wrapper, "sh", *nspawn_argv(n, hostname, host_network, binds)],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
