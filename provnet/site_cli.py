@@ -5,7 +5,8 @@ Registered by provnet.cli; the work is done by :mod:`provnet.siteops`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn, Optional
 
@@ -129,49 +130,74 @@ def site_add(
 def site_retire(
     slug: str = typer.Argument(..., help="The site's slug."),
     date: Optional[str] = typer.Option(None, "--date", help="The day it was merged away, YYYY-MM-DD [default: today]."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what the site and the DC lose; write nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan (what the DC loses, with diffs); write nothing."),
+    push: bool = typer.Option(True, "--push/--no-push",
+                              help="Converge the DC devices that lose the site [default]; --no-push: the source of "
+                                   "truth only, push later."),
+    diff: bool = typer.Option(True, "--diff/--no-diff", help="Show each DC change's unified diff."),
+    wait: float = typer.Option(0.0, "--wait", metavar="SECONDS",
+                               help="Wait this long for the inventory's lock (default: fail at once)."),
     inventory: Optional[Path] = InventoryOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Retire a site from the source of truth (a commune merged away).
+    """Retire a site (a commune merged away): source of truth, DC, lab — plan first.
 
-    Moves sites/<slug>.yml to retired/<slug>.yml and its ids.yml entry to retired: with
-    retired_on; next_id is kept. Its id, ASN and addresses are reserved for ever: validation
-    refuses a site that reuses the id. Prints what the DC loses at its next push: the
-    registrar account and the bridge's dial-plan entry, the PE neighbour, the firewall flows
-    and the NTP/SOC sources of its prefixes.
+    1. Plan: the DC devices that lose the site, each with its diff (the registrar's account and the
+       bridge's dial-plan entry, firewall flows, NTP/SOC sources), and the carrier's cease order for
+       a production inventory. --dry-run stops here.
+    2. Source of truth: sites/<slug>.yml moves to retired/<slug>.yml and its ids.yml entry to
+       retired: with retired_on; next_id is kept. Its id, ASN and addresses are reserved for ever:
+       validation refuses a site that reuses the id.
+    3. Push: ansible-playbook playbooks/site.yml --limit over those DC devices (the rollout's push:
+       backups, commit-confirm). If it fails, the site's files are put back and the same devices are
+       re-converged with it; exit 1.
+    4. Lab: when this inventory's lab runs here (root), the site's nodes leave it and the PE's
+       neighbour goes (a reload: no other session restarts).
 
     Refused (exit 2, nothing written) while province.yml still names the site — vc.chair,
-    vc.recorders, a meeting's chair or sites — or while communes sit under the district.
-    When the lab of this inventory runs (as root), the site's nodes leave it (stopped, their veths and
-    state gone, the PE's neighbour removed by a reload); the DC side is `provnet rollout`'s.
+    vc.recorders, a meeting's chair or sites — or while communes sit under the district, or while
+    another run holds the inventory's lock.
     """
-    from provnet import siteops
+    from provnet import lock, siteops
+    from provnet.rollout import plan as rplan
+    from provnet.rollout import retire
 
     root = _root(inventory)
+    shown = str(inventory) if inventory is not None else str(root)
+    say = (lambda line: err.print(line, markup=False, highlight=False)) if as_json else \
+        (lambda line: out.print(line, markup=False, highlight=False))
+    result: dict[str, Any] = {}
     try:
-        plan = siteops.plan_retire(root, slug, date)
-        if not dry_run:
-            siteops.apply_retire(plan)
+        with lock.hold(root, wait=wait, shown=shown) if not dry_run else _nothing():
+            plan = siteops.plan_retire(root, slug, date)
+            p = rplan.plan(root, retire=[slug], shown=shown)
+            if not dry_run:
+                if not as_json:
+                    out.print(p.text(diffs=diff), markup=False, highlight=False, end="")
+                result = retire.execute(root, shown, plan, p, say, push=push)
     except InventoryError as exc:
         _refused(exc.problems, f"site '{slug}' cannot be retired yet")
     except ProvnetError as exc:
         fail(str(exc))
     losses = plan.losses()
     s = plan.site
-    lab = {} if dry_run else _lab_leave(plan.after, s.devices)
     if as_json:
-        emit_json({"ok": True, "written": not dry_run, "slug": slug, "retired_on": plan.date,
-                   "file": plan.shown_file, "retired_file": plan.shown_retired, **losses, "lab": lab})
+        emit_json({"ok": result.get("ok", True), "written": not dry_run and result.get("put_back") is None,
+                   "slug": slug, "retired_on": plan.date, "file": plan.shown_file, "retired_file": plan.shown_retired,
+                   **losses, "plan": p.as_dict(), **({k: v for k, v in result.items() if k != "ok"})})
+        if result and not result["ok"]:
+            raise typer.Exit(1)
         return
-    if lab.get("removed"):
-        out.print(f"lab: {', '.join(lab['removed'])} left the running lab (PE {lab['pe']})", markup=False)
-    elif lab.get("error"):
-        err.print(f"provnet: lab: {lab['error']}", markup=False, highlight=False)
+    if dry_run:
+        out.print(p.text(diffs=diff), markup=False, highlight=False, end="")
+    if result and not result["ok"]:
+        fail(f"retire of {slug} failed: {result.get('reason', '')}"
+             + ("; the site was put back and the DC re-converged with it" if result.get("put_back") else ""), code=1)
     verb = "would retire" if dry_run else "retired"
     out.print(f"{verb} {s.name} ({slug}), id {s.id}, on {plan.date}: {plan.shown_file} → {plan.shown_retired}",
               markup=False)
-    out.print("the DC loses, at its next push:", markup=False)
+    pushed = bool(result.get("push"))
+    out.print("the DC " + ("lost" if pushed else "loses, at its next push") + ":", markup=False)
     for acct in losses["registrar_accounts"]:
         out.print(f"  registrar account {acct['aor']} (extension {acct['extension']}) and its bridge dial-plan entry",
                   markup=False)
@@ -184,19 +210,9 @@ def site_retire(
               f"{lans}" + (f", out-of-band {r['oob']}" if r["oob"] else ""), markup=False)
 
 
-def _lab_leave(after: object, hostnames: Sequence[str]) -> dict[str, object]:
-    """Take a retired site's nodes out of the running lab of this inventory (nothing when none runs)."""
-    import os
-
-    from provnet.lab import province
-
-    if getattr(after, "production", True) or os.geteuid() != 0:
-        return {}
-    try:
-        removed, pe = province.prune(after, list(hostnames))  # type: ignore[arg-type]
-    except ProvnetError as exc:
-        return {"error": str(exc)}
-    return {"removed": removed, "pe": pe} if removed else {}
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 @site_app.command("check")

@@ -583,6 +583,14 @@ def apply_retire(plan: RetirePlan) -> Path:
     return plan.retired_path
 
 
+def unretire(plan: RetirePlan) -> None:
+    """Undo :func:`apply_retire` (its push failed): the site file and the ledger as the plan read them."""
+    root = plan.before.root
+    with inventory_lock(root, plan.ids_path.parent):
+        _restore([(plan.retired_path, None), (plan.ids_path, plan.old_ids_text), (plan.site_path, plan.site_text)])
+        model.load(root)
+
+
 __all__ = ["AddPlan", "RetirePlan", "Unit", "add_site", "apply_add", "apply_retire", "find_unit",
-           "inventory_lock", "next_free_id", "plan_add", "plan_retire", "retire_blockers", "rollout_problems",
+           "inventory_lock", "next_free_id", "plan_add", "plan_retire", "retire_blockers", "rollout_problems", "unretire",
            "site_addresses"]

@@ -68,6 +68,7 @@ class Context:
     log_dir: Path
     timeout: float = 900.0
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    action: str = "rollout"           # the ticket's first word: rollout or retire
 
     @property
     def slugs(self) -> tuple[str, ...]:
@@ -75,7 +76,7 @@ class Context:
 
     @property
     def ticket(self) -> str:
-        return "rollout-" + "-".join(self.slugs)
+        return f"{self.action}-" + "-".join(self.slugs)
 
 
 def _run(argv: list[str], env: dict[str, str], timeout: float, log: Path | None = None) -> subprocess.CompletedProcess[str]:

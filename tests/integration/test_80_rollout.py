@@ -8,14 +8,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from provnet import model, secrets
-from provnet.lab import province
+from provnet.lab import node, province
 from provnet.rollout import overlay
+from provnet.rollout.steps import digest
 
 pytestmark = [pytest.mark.lab, pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")]
 REPO = Path(__file__).resolve().parents[2]
@@ -48,13 +50,63 @@ def rollout_env(lab: model.Model, tmp_path: Path) -> Iterator[tuple[Path, dict[s
     assert not [x for x in province.leftovers() if "mau-son" in x]
 
 
+#: The fault at the new site: its endpoint's SIP never leaves it (it cannot register).
+FAULT = "table inet test80 { chain out { type filter hook output priority -10; udp dport 5060 drop; tcp dport 5060 drop; } }"
+DC_STATE = ("find /etc -xdev -type f ! -name 'ssh_host_*' ! -name adjtime -print0 | sort -z | xargs -0 sha256sum "
+            "| sha256sum; nft list ruleset 2>/dev/null | sha256sum; vtysh -c 'show running-config' 2>/dev/null "
+            "| grep -v '^!' | sha256sum")
+
+
+def dc_state(lab: model.Model) -> dict[str, str]:
+    """What every DC device runs, as digests: its /etc, its live ruleset and its live FRR configuration."""
+    sd = province.lab_dir()
+    out = {}
+    for host, dev in lab.devices.items():
+        if dev.site is None:
+            proc = node.exec(host, ["sh", "-c", DC_STATE], sd, timeout=60)
+            assert proc.returncode == 0, proc.stderr
+            out[host] = proc.stdout
+    return out
+
+
+def rollout_with_fault(inv: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The rollout, with the fault injected into the endpoint as soon as the lab step has booted it."""
+    proc = subprocess.Popen([str(BIN / "provnet"), "rollout", SLUG, "-i", str(inv), "--json", "--wait", "600"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
+    sd, injected = province.lab_dir(), False
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline and not injected:
+        if node.is_running(f"{SLUG}-vc", sd):
+            injected = node.exec(f"{SLUG}-vc", ["nft", "-f", "-"], sd, input=FAULT, timeout=30).returncode == 0
+        time.sleep(0.2)
+    stdout, stderr = proc.communicate(timeout=900)
+    assert injected, stderr[-3000:]
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
 def test_rollout_of_a_new_commune(lab: model.Model, rollout_env: tuple[Path, dict[str, str]]) -> None:
+    """A fault first (fails at verify, the DC exactly as before), then the same command finishes the job; a
+    re-run changes nothing; then the commune is retired again and leaves the registrar and the lab."""
     inv, env = rollout_env
     add = run("site", "add", "-i", str(inv), "--official", "mau son", "--district", "huyen-cao-loc",
               "--circuit", "LAB-MAU-SON", "--contact-name", "Hoàng Thị Lan", "--contact-phone", "0912 000 007",
               env=env)
     assert add.returncode == 0, add.stdout + add.stderr
     before = province.pe_sessions(lab)
+    dc_before = dc_state(lab)
+
+    failed = rollout_with_fault(inv, env)
+    assert failed.returncode == 1, failed.stderr[-3000:]
+    rec = json.loads(failed.stdout)
+    assert not rec["ok"] and rec["failed_step"] == 4 and rec["outcome"].startswith("rollout failed at step 4: ")
+    assert f"{SLUG}-vc" in rec["outcome"] and "registration" in rec["outcome"], rec["outcome"]
+    steps = {s["name"]: s for s in rec["steps"]}
+    assert [s["status"] for s in rec["steps"][:4]] == ["passed", "passed", "passed", "failed"]
+    assert set(steps["lab"]["evidence"]["joined"]) == {"mau-son-ce", "mau-son-vc"}
+    assert rec["put_back"]["ok"] and rec["put_back"]["hosts"].keys() == {"dc-sip"}, rec["put_back"]
+    assert dc_state(lab) == dc_before  # every DC device exactly as before the rollout
+    assert "KHÔNG ĐẠT" in Path(rec["files"]["html"]).read_text()
+    node.exec(f"{SLUG}-vc", ["nft", "delete", "table", "inet", "test80"], province.lab_dir())
 
     proc = run("rollout", SLUG, "-i", str(inv), "--json", "--wait", "600", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
@@ -63,7 +115,7 @@ def test_rollout_of_a_new_commune(lab: model.Model, rollout_env: tuple[Path, dic
     steps = {s["name"]: s for s in rec["steps"]}
     assert [s["number"] for s in rec["steps"]] == [1, 2, 3, 4, 5, 6]
     assert all(s["status"] == "passed" for s in rec["steps"]), [(s["name"], s["reason"]) for s in rec["steps"]]
-    assert set(steps["lab"]["evidence"]["joined"]) == {"mau-son-ce", "mau-son-vc"}
+    assert steps["lab"]["evidence"]["joined"] == []  # already there from the failed run
     assert all(k["kept"] for k in steps["lab"]["evidence"]["pe_neighbours_kept"])
     push = steps["push"]["evidence"]
     assert set(push["hosts"]) == {"dc-sip", "mau-son-ce", "mau-son-vc"} and push["changed"] > 0
@@ -98,3 +150,32 @@ def test_rollout_of_a_new_commune(lab: model.Model, rollout_env: tuple[Path, dic
 
     report = run("rollout", "report", SLUG, "--format", "json", env=env)
     assert report.returncode == 0 and json.loads(report.stdout)["run_id"] == rec2["run_id"]
+
+    # retired again: the DC converged without it, its nodes out of the lab, every other session kept
+    sessions = province.pe_sessions(lab)
+    gone = run("site", "retire", SLUG, "-i", str(inv), "--json", "--wait", "600", env=env)
+    assert gone.returncode == 0, gone.stderr[-3000:] + gone.stdout[-3000:]
+    data = json.loads(gone.stdout)
+    assert data["ok"] and data["written"] and data["dc_hosts"] == ["dc-sip"]
+    assert data["push"]["hosts"].keys() == {"dc-sip"} and data["push"]["changed"] > 0
+    assert set(data["lab"]["removed"]) == {"mau-son-ce", "mau-son-vc"}
+    assert data["push"]["digests"]["dc-sip"] == digest(lab, "dc-sip")  # intended: the lab's own again
+    assert dc_state(lab) == dc_before  # and what runs: as before the rollout
+    after = province.pe_sessions(lab)
+    assert bgp["peer"] not in after
+    for addr, b in sessions.items():
+        if addr != bgp["peer"] and b["state"] == "Established":
+            assert after[addr]["state"] == "Established" and after[addr]["uptime_s"] >= b["uptime_s"], (addr, after[addr])
+    assert not (inv / "sites" / f"{SLUG}.yml").exists() and (inv / "retired" / f"{SLUG}.yml").exists()
+    verify = run("verify", "-i", str(inv), "--all", "--json", env=env, timeout=600)
+    assert verify.returncode == 0, verify.stdout[-3000:]
+    # validation refuses the retired id
+    mau_son_id = data["reserved"]["id"]
+    (inv / "sites" / "reuse.yml").write_text((LAB / "sites" / "chi-lang.yml").read_text(encoding="utf-8")
+                                             .replace("slug: chi-lang", "slug: reuse").replace('code: "06463"', 'code: "06999"')
+                                             .replace("Xã Chi Lăng", "Xã Tái Dùng")
+                                             .replace(f"id: {lab.sites['chi-lang'].id}\n", f"id: {mau_son_id}\n"),
+                                             encoding="utf-8")
+    check = run("inventory", "validate", "-i", str(inv), env=env)
+    (inv / "sites" / "reuse.yml").unlink()
+    assert check.returncode == 2 and f"id {mau_son_id} was retired with '{SLUG}'" in check.stderr, check.stderr

@@ -223,8 +223,10 @@ def test_retire_refused_while_a_recorder_then_allowed(inv: Path) -> None:
     _edit(inv / "province.yml", "recorders: [chi-lang]", "recorders: []")
     old = model.load(inv)
     chi_lang = old.sites["chi-lang"]
-    result = _run("retire", "chi-lang", "--date", "2025-07-01", "-i", str(inv))
+    result = _run("retire", "chi-lang", "--date", "2025-07-01", "-i", str(inv), "--no-push")
     assert result.exit_code == 0, result.output
+    assert "[2/3] push       skipped  (--no-push: converge dc-sip later)" in result.stdout
+    assert "### dc-sip" in result.stdout  # the plan, with the registrar's diff, before anything is written
     assert f"registrar account sip:chi-lang@vc.langson.lab (extension 1000{chi_lang.id})" in result.stdout
     assert f"reserved for ever with id {chi_lang.id}" in result.stdout
     assert not (inv / "sites" / "chi-lang.yml").exists()
@@ -245,6 +247,33 @@ def test_retire_refused_while_a_recorder_then_allowed(inv: Path) -> None:
     (inv / "sites" / "reuse.yml").unlink()
     added = _run("add", "--official", NEW, "-i", str(inv), "--json")
     assert added.exit_code == 0 and json.loads(added.stdout)["site"]["id"] == 7
+
+
+def test_a_retire_whose_push_fails_puts_the_site_back(inv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The push (ansible-playbook, replaced here: no device is reached in unit tests) fails for dc-sip: the
+    site's file and the ledger come back and the same DC devices are converged again with the site."""
+    from provnet.rollout import steps
+
+    _edit(inv / "province.yml", "recorders: [chi-lang]", "recorders: []")
+    before = _tree(inv)
+    pushes: list[tuple[list[str], set[str]]] = []
+
+    def playbook(ctx: Any, inventory: Path, hosts: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
+        pushes.append((hosts, set(model.load(inventory).sites)))
+        failed = len(pushes) == 1
+        return {"rc": 2 if failed else 0, "hosts": {h: {"ok": 3, "changed": 0, "unreachable": 0, "failed": int(failed),
+                                                          "skipped": 0} for h in hosts},
+                "seconds": 0.1, "changed": 0, "log": str(log), "tail": ""}
+
+    monkeypatch.setattr(steps, "playbook", playbook)
+    result = _run("retire", "chi-lang", "--date", "2025-07-01", "-i", str(inv), "--json")
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert data["ok"] is False and data["written"] is False and data["put_back"]["ok"] is True
+    assert "failed or unreachable: dc-sip" in data["reason"]
+    assert [h for h, _ in pushes] == [["dc-sip"], ["dc-sip"]]
+    assert "chi-lang" not in pushes[0][1] and "chi-lang" in pushes[1][1]  # converged without it, then with it again
+    assert _tree(inv) == before
 
 
 def test_retire_refused_while_the_chair_or_a_meeting_names_it(inv: Path) -> None:
