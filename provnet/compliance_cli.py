@@ -27,6 +27,8 @@ def run_cmd(
     md_out: Optional[Path] = typer.Option(None, "--md", metavar="FILE", help="Write the Markdown report (for mail)."),
     junit_out: Optional[Path] = typer.Option(None, "--junit", metavar="FILE", help="Write JUnit XML (for CI)."),
     workers: int = typer.Option(20, "--workers", "-n", help="Devices checked at the same time."),
+    no_soc: bool = typer.Option(False, "--no-soc",
+                                help="Skip the SOC's view (last 24 h of logs received at the SOC)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Check every device of the scope: is it still what we intended, and still secure?
@@ -36,6 +38,11 @@ def run_cmd(
     against the intended config is a drift finding; every baseline rule of compliance/rules/ that
     applies is checked on the live device; compliance/waivers.yml is applied. The run is recorded in
     the history store and compared with the previous run of the same scope (new, fixed, still open).
+
+    The report also carries the SOC's view of the last 24 h (unless --no-soc): per site, the last log
+    received at the SOC, failed admin logins, firewall drops and every engine commit, read by one
+    command on the SOC host (services.syslog). An unreachable SOC is said in that section; it does not
+    change the exit status.
 
     An unreachable device is one 'unreachable' finding with the reason; the run goes on.
     A broken rule file, waiver or scope is refused before any device is touched.
@@ -58,7 +65,7 @@ def run_cmd(
         inventory_failed(exc, str(m.root), tail="; no device was touched.")
     try:
         with progress_bar(as_json) as progress:
-            res = crun.run(m, sc, inputs, workers=workers, progress=progress)
+            res = crun.run(m, sc, inputs, workers=workers, progress=progress, soc=not no_soc)
     except BackupError as exc:
         fail(str(exc))
     for path, render in ((html_out, report.as_html), (md_out, report.as_markdown), (junit_out, report.as_junit)):
@@ -95,6 +102,17 @@ def _summary(res: "object") -> None:
             out.print(f"  fixed       {item.device:<20} {item.rule_id}", markup=False, highlight=False)
     for note in r.notes:
         out.print(f"note: {note}", markup=False, highlight=False)
+    v = r.soc
+    if v is not None:
+        if v.error:
+            out.print(f"soc ({v.soc}): not read — {v.error}", markup=False, highlight=False)
+        if v.sites:
+            silent = [s.site or "dc" for s in v.silent_sites]
+            which = f" ({', '.join(silent[:10])}{' …' if len(silent) > 10 else ''})" if silent else ""
+            out.print(f"soc ({v.soc}, last 24 h): {len(silent)} of {len(v.sites)} site(s) silent{which}, "
+                      f"{sum(s.failed_logins for s in v.sites)} failed admin login(s), "
+                      f"{sum(s.drops for s in v.sites)} firewall drop(s), {len(v.commits)} commit(s)",
+                      markup=False, highlight=False)
 
 
 @compliance_app.command("remediate")

@@ -14,10 +14,13 @@ import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from provnet import history
 from provnet.compliance.trend import OPEN, STATUSES, FindingLike, Trend, attr, is_open, subject
+
+if TYPE_CHECKING:
+    from provnet.compliance.socview import SocView
 
 STATUS_VI = {"pass": "Đạt", "fail": "Không đạt", "waived": "Được miễn trừ", "error": "Lỗi kiểm tra",
              "not_applicable": "Không áp dụng", "unreachable": "Không kết nối được"}
@@ -43,6 +46,7 @@ class Report:
     sites: Mapping[str, str] = field(default_factory=dict)  # slug → name with diacritics
     trend: Trend | None = None
     notes: list[str] = field(default_factory=list)  # e.g. an interrupted previous run, the backup commit
+    soc: SocView | None = None  # the SOC's last 24 h (provnet.compliance.socview); None: not collected
 
     @property
     def title(self) -> str:
@@ -152,7 +156,8 @@ def as_json(r: Report) -> dict[str, Any]:
                         "compliant": exit_code(r.findings) == 0},
             "by_site": by_site(r), "by_family": by_family(r),
             "findings": [_record(r, f) for f in _ordered(r.findings)],
-            "trend": r.trend.as_dict() if r.trend else None, "exit_code": exit_code(r.findings)}
+            "trend": r.trend.as_dict() if r.trend else None, "exit_code": exit_code(r.findings)} \
+        | ({"soc": r.soc.as_dict()} if r.soc is not None else {})  # only when collected: the rest is as before
 
 
 def as_json_text(r: Report) -> str:
@@ -259,6 +264,7 @@ def as_html(r: Report) -> str:
                                                                   if row["site"] else ""))
             + "<h2>Tóm tắt theo nhóm quy tắc</h2>"
             + _summary_table(data["by_family"], "Nhóm quy tắc", lambda row: f"<code>{_e(row['family'])}</code>")
+            + _soc_html(r.soc)
             + f"<h2>Các phát hiện ({len(findings)})</h2>"
             + ("".join(findings) or "<p>Không có phát hiện nào.</p>")
             + "</body></html>\n")
@@ -299,6 +305,7 @@ def as_markdown(r: Report) -> str:
     lines += ["", "## Theo nhóm quy tắc", "", "| Nhóm " + header.split("\n")[0], "|---" + header.split("\n")[1]]
     lines += [f"| `{_cell(row['family'])}` | {row['devices']} | {row['fail']} | {row['unreachable']} "
               f"| {row['error']} | {row['waived']} | {row['pass']} |" for row in data["by_family"]]
+    lines += _soc_markdown(r.soc)
     lines += ["", "## Các phát hiện", ""]
     shown = [f for f in _ordered(r.findings) if f.status not in ("pass", "not_applicable")]
     for f in shown:
@@ -314,6 +321,99 @@ def as_markdown(r: Report) -> str:
     if not shown:
         lines.append("- Không có phát hiện nào.")
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- the SOC's view
+
+SOC_TITLE = "Giám sát an toàn thông tin (24 giờ qua)"
+SOC_COLUMNS = ("Đơn vị", "Nhật ký cuối cùng tại SOC", "Đăng nhập quản trị thất bại", "Gói tin bị chặn",
+               "Thay đổi cấu hình")
+
+
+def _when(t: Any) -> str:
+    return history.local_time(t, "%Y-%m-%d %H:%M") if t is not None else "chưa nhận được"
+
+
+def _sources(counts: Mapping[str, int], shown: int = 5) -> str:
+    top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = ", ".join(f"{a} ({n})" for a, n in top[:shown])
+    return text + (f", … {len(top) - shown} địa chỉ khác" if len(top) > shown else "")
+
+
+def _soc_intro(v: SocView) -> str:
+    return (f"Nhật ký tại máy chủ SOC {v.soc} ({v.directory}) từ {history.local_time(v.since)} "
+            f"đến {history.local_time(v.now)}.")
+
+
+def _soc_html(v: SocView | None) -> str:
+    if v is None:
+        return ""
+    parts = [f"<h2>{_e(SOC_TITLE)}</h2>"]
+    if v.error:
+        parts.append(f'<p class="bad">Không đọc được nhật ký từ SOC <code>{_e(v.soc)}</code>: {_e(v.error)}</p>')
+        if not v.sites:
+            return "".join(parts)
+    parts.append(f'<p class="meta">{_e(_soc_intro(v))} Đơn vị im lặng (không nhận được nhật ký nào trong 24 giờ): '
+                 f"<b>{len(v.silent_sites)}</b>/{len(v.sites)}.</p>")
+    rows = []
+    for s in v.sites:
+        last = _e(_when(s.last_received))
+        if s.silent:
+            last += '<br><span class="fail">Im lặng</span>'
+        elif s.silent_hosts:
+            last += "<br><small>Im lặng: " + ", ".join(f"<code>{_e(h)}</code>" for h in s.silent_hosts) + "</small>"
+        logins = f"{s.failed_logins}" + (f"<br><small>{_e(_sources(s.sources))}</small>" if s.sources else "")
+        rows.append(f"<tr><td>{_e(s.name)}" + (f"<br><small>{_e(s.site)}</small>" if s.site else "") + "</td>"
+                    f"<td>{last}</td><td class=\"n\">{logins}</td><td class=\"n\">{s.drops}</td>"
+                    f"<td class=\"n\">{len(s.commits)}</td></tr>")
+    head = "".join(f"<th>{_e(h)}</th>" for h in SOC_COLUMNS)
+    parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    commits = v.commits
+    parts.append(f"<h2>Các lần thay đổi cấu hình trong 24 giờ qua ({len(commits)})</h2>")
+    if commits:
+        head = "".join(f"<th>{_e(h)}</th>" for h in ("Thời gian", "Thiết bị", "Đơn vị", "Nền tảng", "Nội dung"))
+        body = "".join(
+            f"<tr><td>{_e(history.local_time(c.time))}</td><td><code>{_e(c.host)}</code></td>"
+            f"<td>{_e(_soc_site(v, c.site))}</td><td>{_e(c.platform)}</td>"
+            f"<td>{_e('Hoàn tác tự động đã áp dụng' if c.kind == 'revert' else c.message)}</td></tr>"
+            for c in commits)
+        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    else:
+        parts.append("<p>Không có lần thay đổi cấu hình nào.</p>")
+    notes = v.notes()
+    if notes:
+        parts.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
+    return "".join(parts)
+
+
+def _soc_site(v: SocView, slug: str | None) -> str:
+    return next((s.name for s in v.sites if s.site == slug), slug or NO_SITE)
+
+
+def _soc_markdown(v: SocView | None) -> list[str]:
+    if v is None:
+        return []
+    lines = ["", f"## {SOC_TITLE}", ""]
+    if v.error:
+        lines.append(f"- **Không đọc được nhật ký từ SOC `{v.soc}`**: {_cell(_x(v.error))}")
+        if not v.sites:
+            return lines
+    lines += [f"- {_soc_intro(v)}",
+              f"- Đơn vị im lặng (không nhận được nhật ký nào trong 24 giờ): {len(v.silent_sites)}/{len(v.sites)}",
+              *(f"- {n}" for n in v.notes()), "",
+              "| " + " | ".join(SOC_COLUMNS) + " |", "|---|---|---|---|---|"]
+    for s in v.sites:
+        last = _when(s.last_received) + (" — **im lặng**" if s.silent else
+                                         f" (im lặng: {', '.join(s.silent_hosts)})" if s.silent_hosts else "")
+        logins = f"{s.failed_logins}" + (f" ({_sources(s.sources)})" if s.sources else "")
+        lines.append(f"| {_cell(s.name)} | {_cell(last)} | {_cell(logins)} | {s.drops} | {len(s.commits)} |")
+    commits = v.commits
+    lines += ["", f"### Các lần thay đổi cấu hình trong 24 giờ qua ({len(commits)})", ""]
+    lines += [f"- {history.local_time(c.time)} `{c.host}` ({_soc_site(v, c.site)}) {c.platform}: "
+              + _x("hoàn tác tự động đã áp dụng" if c.kind == "revert" else c.message) for c in commits]
+    if not commits:
+        lines.append("- Không có lần thay đổi cấu hình nào.")
+    return lines
 
 
 # ---------------------------------------------------------------- JUnit

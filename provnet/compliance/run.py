@@ -9,6 +9,10 @@ on that evidence. Rule commands run as root over the same SSH session the driver
 engine driver (platform ``linux``) is reached over the project's SSH with the engine's
 credentials; its backup is the base and service roles' managed files the driver-less node has.
 
+With ``soc=True`` (the CLI's default; ``--no-soc`` skips it) the run also reads the SOC's last 24 h
+once, beside the device checks: one command on the SOC host over the same SSH
+(:func:`collect_soc`, :mod:`provnet.compliance.socview`); the report's ``soc`` section.
+
 Bad input (rules, waivers, scope) is refused before any device is touched
 (:class:`provnet.compliance.rules.ComplianceInputError`, an :class:`InventoryError`).
 """
@@ -20,12 +24,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from provnet import guard, history, hostvars, render
-from provnet.compliance import backups, evaluate, report, rules as rules_mod, trend, waivers as waivers_mod
+from provnet.compliance import backups, evaluate, report, rules as rules_mod, socview, trend, waivers as waivers_mod
 from provnet.compliance.rules import ComplianceInputError, Rule
 from provnet.compliance.waivers import Waiver
 from provnet.drivers import DRIVERS
@@ -153,6 +157,38 @@ def _unreachable(dev: Device, reason: str) -> trend.Finding:
                    title="Không kết nối được thiết bị", severity="high", note=reason.splitlines()[0][:300])
 
 
+SOC_TIMEOUT = 600.0  # seconds the SOC's one command may stay silent (it prints once it has read every file)
+
+
+def collect_soc(ctx: engine.Context, hosts: list[str] | None, now: datetime, shell: Shell = open_shell,
+                timeout: float = SOC_TIMEOUT) -> socview.SocView:
+    """The SOC's last 24 h of ``hosts`` (None: every folder it holds): one command over the project's SSH
+    to ``services.syslog``; whatever goes wrong is the view's ``error``, never an exception."""
+    m = ctx.model
+    name = m.services.get("syslog")
+    if not name or name not in m.devices:
+        return socview.SocView(str(name or ""), now, error="the model names no SOC host (services.syslog)")
+    try:
+        ssh = shell(ctx, m.devices[name])
+    except Exception as exc:  # noqa: BLE001 - an unreachable SOC is reported in its section
+        return socview.collect(m, None, now, hosts, reason=ctx.mask(engine._reason(exc)))
+    try:
+        def runner(command: str) -> tuple[int, str]:
+            res = ssh.run(command, timeout=timeout)
+            return res.rc, res.out
+
+        view = socview.collect(m, runner, now, hosts)
+    finally:
+        try:
+            ssh.close()
+        except Exception:  # noqa: BLE001 - closing never masks the result
+            pass
+    view.error = ctx.mask(view.error) if view.error else ""
+    for c in view.commits:
+        c.message = ctx.mask(c.message)
+    return view
+
+
 @dataclass
 class DeviceResult:
     host: str
@@ -263,8 +299,12 @@ class RunResult:
 
 def run(m: Model, scope: Scope, inputs: Inputs, *, workers: int = 20, progress: Progress | None = None,
         store: history.Store | None = None, repo: backups.BackupRepo | None = None, ctx: engine.Context | None = None,
-        today: date | None = None, opener: Opener = engine.reach, shell: Shell = open_shell) -> RunResult:
-    """One compliance run over the scope: backups, drift, rules, history, trend and the report."""
+        today: date | None = None, opener: Opener = engine.reach, shell: Shell = open_shell,
+        soc: bool = False, soc_shell: Shell | None = None) -> RunResult:
+    """One compliance run over the scope: backups, drift, rules, history, trend and the report.
+
+    ``soc``: also the SOC's last 24 h (:func:`collect_soc`, once per run, in a thread beside the devices;
+    reached with ``soc_shell``, default ``shell``)."""
     from provnet.engine.run import _ProgressProcessor, nornir_for
     from nornir.core.task import Result, Task
 
@@ -278,9 +318,25 @@ def run(m: Model, scope: Scope, inputs: Inputs, *, workers: int = 20, progress: 
     today = today or date.today()
     notes: list[str] = []
     results: dict[str, DeviceResult] = {}
+    soc_box: list[socview.SocView] = []
+    soc_thread: threading.Thread | None = None
+    soc_now = history.parse_time(started_at)
+    if soc:
+        soc_hosts = None if scope.kind == "all" else hosts
+
+        def soc_task() -> None:
+            try:
+                soc_box.append(collect_soc(ctx, soc_hosts, soc_now, soc_shell or shell))
+            except Exception as exc:  # noqa: BLE001 - never the run's failure
+                soc_box.append(socview.SocView(str(m.services.get("syslog", "")), soc_now,
+                                               error=ctx.mask(f"{type(exc).__name__}: {exc}")))
+
+        soc_thread = threading.Thread(target=soc_task, name="provnet-compliance-soc", daemon=True)
     with repo.begin(run_id, ctx.masking(), started_at, str(m.root)) as brun:
         if brun.interrupted:
             notes.append(str(brun.interrupted))
+        if soc_thread is not None:  # once this run holds the backup lock: a refused run touches nothing
+            soc_thread.start()
         nr = nornir_for(m, hosts, workers).with_processors([_ProgressProcessor(len(hosts), progress, "compliance")])
 
         def task(t: Task) -> Result:
@@ -298,13 +354,18 @@ def run(m: Model, scope: Scope, inputs: Inputs, *, workers: int = 20, progress: 
             results[name] = agg[name][0].result
         sha = brun.commit()
     notes.append(f"backup commit {sha[:12]} ({repo.path})")
+    soc_view: socview.SocView | None = None
+    if soc_thread is not None:
+        soc_thread.join(SOC_TIMEOUT + 60)
+        soc_view = soc_box[0] if soc_box else socview.SocView(
+            str(m.services.get("syslog", "")), soc_now, error=f"no answer from the SOC within {SOC_TIMEOUT:.0f} s")
     evaluated = [f for name in hosts for f in results[name].findings]
     findings = trend.from_evaluation(evaluated, inputs.rules, {h: d.site for h, d in m.devices.items()})
     trend.record(store, run_id, findings)
     seconds = time.monotonic() - t0
     trend.finish_run(store, run_id, findings, backup_commit=sha, seconds=round(seconds, 2))
     rep = report.Report(findings, run_id, started_at, str(m.root), scope.label, m.name,
-                        report.site_names(m), trend.compare(store, run_id), notes)
+                        report.site_names(m), trend.compare(store, run_id), notes, soc_view)
     return RunResult(run_id, started_at, findings, rep, sha, seconds, [results[h] for h in hosts])
 
 
@@ -399,4 +460,4 @@ def remediate(ctx: engine.Context, actions: list[Action], *, commit: bool = Fals
 
 
 __all__ = ["Action", "plan_remediation", "remediate", "Scope", "parse_scope", "Inputs", "load_inputs", "special", "CachedRunner", "open_shell", "check_device",
-           "DeviceResult", "RunResult", "run", "WAIVERS_FILE", "ComplianceInputError"]
+           "collect_soc", "SOC_TIMEOUT", "DeviceResult", "RunResult", "run", "WAIVERS_FILE", "ComplianceInputError"]
