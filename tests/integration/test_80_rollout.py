@@ -9,8 +9,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,10 +85,38 @@ def rollout_with_fault(inv: Path, env: dict[str, str]) -> subprocess.CompletedPr
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
-def test_rollout_of_a_new_commune(lab: model.Model, rollout_env: tuple[Path, dict[str, str]]) -> None:
+def meeting(*args: str) -> tuple[int, dict[str, Any]]:
+    """`provnet vc meeting …` on inventory/lab (the test home's history store)."""
+    proc = subprocess.run([str(BIN / "provnet"), "vc", "meeting", *args, "--json"], capture_output=True, text=True,
+                          cwd=REPO, timeout=600)
+    assert proc.stdout.strip(), proc.stderr[-3000:]
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def legs(data: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """Each leg of the meeting: its state, when it joined and how many dials it took (a drop changes these)."""
+    return {p["site"]: (p["state"], p["joined_at"], p["attempts"]) for p in data["participants"]}
+
+
+def test_rollout_of_a_new_commune_while_a_meeting_runs(lab: model.Model,
+                                                       rollout_env: tuple[Path, dict[str, str]]) -> None:
+    """The province-wide meeting runs through a failed rollout, its re-run and the retire: no leg drops."""
+    inv, env = rollout_env
+    rc, started = meeting("start", "toan-tinh", "--skip-readiness")
+    try:
+        assert rc == 0 and all(p["state"] == "joined" for p in started["participants"]), legs(started)
+        running = legs(started)
+        journey(lab, inv, env, lambda: meeting("status")[1], running)
+        rc, status = meeting("status")
+        assert legs(status) == running and all(p["receiving"] for p in status["participants"]), legs(status)
+    finally:
+        meeting("end", "--id", str(started["id"]))
+
+
+def journey(lab: model.Model, inv: Path, env: dict[str, str], status: Callable[[], dict[str, Any]],
+            running: dict[str, tuple[Any, ...]]) -> None:
     """A fault first (fails at verify, the DC exactly as before), then the same command finishes the job; a
     re-run changes nothing; then the commune is retired again and leaves the registrar and the lab."""
-    inv, env = rollout_env
     add = run("site", "add", "-i", str(inv), "--official", "mau son", "--district", "huyen-cao-loc",
               "--circuit", "LAB-MAU-SON", "--contact-name", "Hoàng Thị Lan", "--contact-phone", "0912 000 007",
               env=env)
@@ -117,6 +146,8 @@ def test_rollout_of_a_new_commune(lab: model.Model, rollout_env: tuple[Path, dic
     assert all(s["status"] == "passed" for s in rec["steps"]), [(s["name"], s["reason"]) for s in rec["steps"]]
     assert steps["lab"]["evidence"]["joined"] == []  # already there from the failed run
     assert all(k["kept"] for k in steps["lab"]["evidence"]["pe_neighbours_kept"])
+    now = status()
+    assert legs(now) == running and all(p["receiving"] for p in now["participants"]), legs(now)  # no leg dropped
     push = steps["push"]["evidence"]
     assert set(push["hosts"]) == {"dc-sip", "mau-son-ce", "mau-son-vc"} and push["changed"] > 0
     assert set(push["digests"]) == set(push["hosts"]) and all(len(d.split(":")[-1]) == 64 for d in push["digests"].values())
