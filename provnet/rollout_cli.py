@@ -49,6 +49,9 @@ def rollout(
     report: Optional[Path] = typer.Option(None, "--report", metavar="FILE", help="Also write the record's HTML here."),
     pdf: Optional[Path] = typer.Option(None, "--pdf", metavar="FILE", help="Also write the record as PDF (WeasyPrint)."),
     fmt: str = typer.Option("html", "--format", help="rollout report: html or json."),
+    wave: int = typer.Option(0, "--wave", metavar="N", min=0,
+                             help="Many sites: the first alone (the canary), then waves of N at once; stops at the "
+                                  "first wave with a failure. One summary record."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Roll out new sites: plan → lab nodes join → push (site.yml --limit) → verify → test call → acceptance record.
@@ -56,6 +59,10 @@ def rollout(
     Each step prints a progress line with its time; the first failure stops the rollout, re-converges the
     plan's DC devices without the sites and exits 1. Exit 0 with --check; 2 when a site is not ready (a
     placeholder circuit id or contact) or the inventory is locked by another run.
+
+    --wave N: the whole plan is checked first; then the first site is rolled out alone, then the others
+    N at a time, each wave against the inventory without the later waves' sites (so the DC never carries a
+    site before its wave). The first wave that fails stops the rest; the summary lists every wave's record.
     """
     from provnet import lock
     from provnet.rollout.plan import PlanError, plan
@@ -76,7 +83,9 @@ def rollout(
             with lock.hold(root, wait=wait, shown=shown):
                 t = time.monotonic()
                 p = plan(root, add=slugs, shown=shown)
-                if not p.problems:
+                if not p.problems and wave and len(p.sites) > 1:
+                    rec = _waves(root, shown, p, wave, as_json)
+                elif not p.problems:
                     rec = _execute(root, shown, p, time.monotonic() - t, as_json)
     except InventoryError as exc:
         inventory_failed(exc, shown)
@@ -91,12 +100,19 @@ def rollout(
     if rec is not None:
         from provnet.rollout import record
 
-        if report is not None:
+        if report is not None and rec.get("kind") != "rollout-waves":
             report.write_text(record.html(rec), encoding="utf-8")
-        if pdf is not None:
+        if pdf is not None and rec.get("kind") != "rollout-waves":
             record.pdf(rec, pdf)
         if as_json:
             emit_json(rec)
+        elif rec.get("kind") == "rollout-waves":
+            for w in rec["waves"]:
+                out.print(f"wave {w['number']}: {', '.join(w['sites'])} — {w['outcome']} in {w['seconds']:.1f} s "
+                          f"({w['files'].get('html', '')})", markup=False, highlight=False)
+            out.print(f"{rec['outcome']} in {rec['seconds']:.1f} s"
+                      + (f"; not started: {', '.join(rec['not_started'])}" if rec["not_started"] else "")
+                      + f" — summary: {rec['files']['json']}", markup=False, highlight=False)
         else:
             out.print(f"{rec['outcome']} in {rec['seconds']:.1f} s — record: {rec['files']['html']} "
                       f"(provnet rollout report {' '.join(p.sites)})", markup=False, highlight=False)
@@ -111,15 +127,63 @@ def rollout(
         raise typer.Exit(2)
 
 
-def _execute(root: Path, shown: str, p: "Plan", plan_seconds: float, as_json: bool) -> dict:
+def waves(slugs: tuple[str, ...] | list[str], size: int) -> list[tuple[str, ...]]:
+    """The canary alone, then the rest ``size`` at a time, in the order given."""
+    first, rest = tuple(slugs[:1]), tuple(slugs[1:])
+    return [first] + [rest[i:i + size] for i in range(0, len(rest), size)] if first else []
+
+
+def _waves(root: Path, shown: str, whole: "Plan", size: int, as_json: bool) -> dict:
+    """Each wave a rollout of its own (same steps, same record) against an overlay without the later waves."""
+    import tempfile
+
+    from provnet import history, model, secrets
+    from provnet.rollout import overlay, record
+    from provnet.rollout.plan import plan
+
+    say = (lambda line: err.print(line, markup=False, highlight=False)) if as_json else \
+        (lambda line: out.print(line, markup=False, highlight=False))
+    groups = waves(whole.sites, size)
+    started, t0 = history.utc_now(), time.monotonic()
+    vault = secrets.vault_paths(model.load(root, shown)).directory
+    done: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="provnet-waves-") as tmp:
+        for n, group in enumerate(groups, start=1):
+            later = {s for g in groups[n:] for s in g}
+            inv = overlay.build(root, Path(tmp) / f"wave-{n}", exclude=later) if later else root
+            env = overlay.env(vault) if later else None
+            say(f"== wave {n}/{len(groups)}{' (canary)' if n == 1 else ''}: {', '.join(group)}")
+            t = time.monotonic()
+            p = plan(inv, add=list(group), shown=shown)
+            rec = _execute(inv, shown, p, time.monotonic() - t, as_json, env=env)
+            done.append(rec)
+            if not rec["ok"]:
+                break
+    summary = {"kind": "rollout-waves", "inventory": shown, "sites": list(whole.sites), "wave_size": size,
+               "started_at": started, "finished_at": history.utc_now(),
+               "seconds": round(time.monotonic() - t0, 1), "ok": all(r["ok"] for r in done) and len(done) == len(groups),
+               "waves": [{"number": i, "sites": r["slugs"], "ok": r["ok"], "outcome": r["outcome"],
+                          "seconds": r["seconds"], "run_id": r.get("run_id"), "files": r.get("files", {})}
+                         for i, r in enumerate(done, start=1)],
+               "not_started": [s for g in groups[len(done):] for s in g]}
+    failed = next((w for w in summary["waves"] if not w["ok"]), None)
+    summary["outcome"] = (f"wave {failed['number']} failed: {failed['outcome']}" if failed else
+                          f"{len(whole.sites)} site(s) rolled out in {len(groups)} wave(s)")
+    return record.save_waves(summary)
+
+
+def _execute(root: Path, shown: str, p: "Plan", plan_seconds: float, as_json: bool,
+             env: dict[str, str] | None = None) -> dict:
     """Steps 2–5 under the lock, then the record (kept in the history store and $PROVNET_HOME/rollouts/)."""
+    import os
+
     from provnet import history, model
     from provnet.rollout import record, steps
 
     started = history.utc_now()
     m = model.load(root, shown)
     log_dir = record.rollouts_dir() / f"{'-'.join(p.sites)}-{started.replace(':', '').replace('-', '')}.logs"
-    ctx = steps.Context(root, shown, m, p, log_dir)
+    ctx = steps.Context(root, shown, m, p, log_dir, env=dict(env if env is not None else os.environ))
     say = (lambda line: err.print(line, markup=False, highlight=False)) if as_json else \
         (lambda line: out.print(line, markup=False, highlight=False))
     results, revert = steps.run(ctx, say, plan_seconds)

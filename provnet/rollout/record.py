@@ -61,6 +61,24 @@ def save(rec: dict[str, Any], store_path: Path | None = None) -> dict[str, Any]:
     return rec
 
 
+def save_waves(summary: dict[str, Any], store_path: Path | None = None) -> dict[str, Any]:
+    """Keep a waved rollout's summary: a run of kind ``rollout-waves`` (one result per wave) and its JSON."""
+    with history.open_store(store_path) as store:
+        run_id = store.start_run(summary["kind"], ",".join(summary["sites"]), summary["inventory"],
+                                 started_at=summary["started_at"])
+        summary["run_id"] = run_id
+        for w in summary["waves"]:
+            store.add_result(run_id, f"wave-{w['number']}", "passed" if w["ok"] else "failed", "wave",
+                             w["outcome"], {"seconds": w["seconds"], "sites": w["sites"], "record_run": w["run_id"]})
+        out = rollouts_dir()
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"waves-{run_id}-{summary['started_at'].replace(':', '').replace('-', '')}.json"
+        summary["files"] = {"json": str(path)}
+        path.write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=str) + "\n")
+        store.finish_run(run_id, summary, finished_at=summary["finished_at"])
+    return summary
+
+
 def last(slugs: list[str] | str, inventory: str | None = None, store_path: Path | None = None) -> dict[str, Any] | None:
     """The last record of these sites (None: never rolled out)."""
     scope = slugs if isinstance(slugs, str) else ",".join(slugs)
