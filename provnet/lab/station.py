@@ -46,6 +46,10 @@ def binds() -> tuple[tuple[Path, bool], ...]:
     venv = Path(sys.prefix).resolve()
     if not venv.is_relative_to(project_root()):
         paths.append((venv, False))
+    # the interpreter the virtualenv was made from, unless it is the image's own (Debian's /usr)
+    base = Path(sys.base_prefix).resolve()
+    if base != Path("/usr") and not any(base.is_relative_to(p) for p, _ in paths):
+        paths.append((base, False))
     return tuple(paths)
 
 
