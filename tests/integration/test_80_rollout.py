@@ -52,7 +52,7 @@ def rollout_env(lab: model.Model, tmp_path: Path) -> Iterator[tuple[Path, dict[s
 
 
 #: The fault at the new site: its endpoint's SIP never leaves it (it cannot register).
-FAULT = "table inet test80 { chain out { type filter hook output priority -10; udp dport 5060 drop; tcp dport 5060 drop; } }"
+FAULT = "table inet test80 { chain out { type filter hook output priority -10; udp dport 5060 drop; tcp dport 5060 drop; }; }"
 DC_STATE = ("find /etc -xdev -type f ! -name 'ssh_host_*' ! -name adjtime -print0 | sort -z | xargs -0 sha256sum "
             "| sha256sum; nft list ruleset 2>/dev/null | sha256sum; vtysh -c 'show running-config' 2>/dev/null "
             "| grep -v '^!' | sha256sum")
