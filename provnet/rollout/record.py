@@ -144,6 +144,10 @@ def _evidence(step: dict[str, Any]) -> str:
                          f"expires {reg.get('expires_s', '—')} s; cuộc gọi thử {med.get('duration_s')} s: "
                          f"mất gói {med.get('loss_pct')} %, jitter {med.get('jitter_ms')} ms, RTT {med.get('rtt_ms')} ms, "
                          f"thiết lập {med.get('setup_ms')} ms; codec {e.get('codecs', {})}")
+        for c in ev.get("conference", []):
+            parts.append(f"hội nghị thử trên MCU (cuộc họp #{c['meeting_id']}): {c['site']} {c['state']}, "
+                         f"MCU {'nhận được' if c['receiving'] else 'không nhận được'} âm thanh sau {c['listened_s']} s"
+                         f" — {'nghe được điểm cầu' if c['heard'] else 'KHÔNG nghe được điểm cầu'}")
     if step.get("reason"):
         parts.append(f"Lý do: {step['reason']}")
     return "<br>".join(_e(p) for p in parts if p)

@@ -256,7 +256,42 @@ def step_test_call(ctx: Context) -> dict[str, Any]:
     if bad or not evidence["endpoints"]:
         raise StepFailed("; ".join(f"{e['endpoint']} not ready at {e['layer']}: {e['reason']}" for e in bad)
                          or "no endpoint in scope", evidence)
+    evidence["conference"] = [test_conference(ctx, s) for s in ctx.slugs]
+    unheard = [c for c in evidence["conference"] if not c["heard"]]
+    if unheard:
+        raise StepFailed("; ".join(f"test conference: {c['site']} {c['state']}"
+                                   + (f" ({c['reason']})" if c["reason"] else "") + ", not heard on the bridge"
+                                   for c in unheard), evidence)
     return evidence
+
+
+def test_conference(ctx: Context, slug: str, listen_s: float = 3.0) -> dict[str, Any]:
+    """A short conference on the bridge with the site alone, as its chair (open microphone): it joins and the
+    bridge receives its audio. Through the meetings' own code (provnet.vc.meeting), kept in the history store."""
+    from provnet import history
+    from provnet.vc import bridge as bridge_mod
+    from provnet.vc import meeting as vm
+
+    m, site = ctx.model, ctx.model.sites[slug]
+    tpl = vm.Template(f"thu-{slug}", f"Cuộc gọi thử nghiệm thu {site.name}", slug, ((slug, "chair"),))
+    t = time.monotonic()
+    with history.open_store() as store:
+        mt = vm.Meeting.start(m, tpl, bridge_mod.lab_bridge(m), store, None)
+        try:
+            row = mt.row(slug)
+            joined = row.state == "joined"
+            if joined:
+                time.sleep(listen_s)
+                mt.refresh()
+                row = mt.row(slug)
+            out = {"site": slug, "meeting_id": mt.id, "conference": mt.summary.get("conference"), "state": row.state,
+                   "reason": row.reason, "attempts": row.attempts, "receiving": bool(row.media.get("receiving")),
+                   "buffer_in": row.media.get("buffer_in"), "listened_s": listen_s if joined else 0}
+        finally:
+            mt.end()
+    out["heard"] = out["state"] == "joined" and out["receiving"]
+    out["seconds"] = round(time.monotonic() - t, 1)
+    return out
 
 
 STEPS: list[tuple[int, Callable[[Context], dict[str, Any]]]] = [
