@@ -482,10 +482,11 @@ def prune(m: Model, names: list[str] | set[str] | tuple[str, ...]) -> tuple[list
     """Take a retired site's nodes (``names``, none of them in ``m``) out of the running lab of ``m``'s
     inventory, and reconfigure the PE without their neighbours (a reload, not a restart).
 
-    Only when the running lab is exactly this inventory's: an overlay's or a copy's model would not
-    describe the lab. Returns (removed, PE action)."""
+    Only when the running lab is this inventory's or, for an overlay (a rollout's), its base's — the
+    overlay's sites are the ones that joined it; a copy's model would not describe the lab.
+    Returns (removed, PE action)."""
     st = _state(lab_dir())
-    if not st or st.get("inventory") != str(m.root.resolve()):
+    if not st or st.get("inventory") not in family(m):
         return [], "unchanged"
     keep = {d.hostname for d in m.nodes()}
     removed = remove([n for n in names if n not in keep])

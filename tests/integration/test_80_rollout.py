@@ -139,7 +139,11 @@ def journey(lab: model.Model, inv: Path, env: dict[str, str], status: Callable[[
     assert rec["put_back"]["ok"] and rec["put_back"]["hosts"].keys() == {"dc-sip"}, rec["put_back"]
     assert dc_state(lab) == dc_before  # every DC device exactly as before the rollout
     assert "KHÔNG ĐẠT" in Path(rec["files"]["html"]).read_text()
-    node.exec(f"{SLUG}-vc", ["nft", "delete", "table", "inet", "test80"], province.lab_dir())
+    # the engineer repairs the endpoint: the block gone, baresip restarted (after minutes of failed REGISTERs
+    # it waits its back-off before trying again)
+    fixed = node.exec(f"{SLUG}-vc", ["sh", "-c", "nft delete table inet test80 && systemctl restart baresip"],
+                      province.lab_dir())
+    assert fixed.returncode == 0, fixed.stderr
 
     proc = run("rollout", SLUG, "-i", str(inv), "--json", "--wait", "600", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
