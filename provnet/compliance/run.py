@@ -9,6 +9,11 @@ on that evidence. Rule commands run as root over the same SSH session the driver
 engine driver (platform ``linux``) is reached over the project's SSH with the engine's
 credentials; its backup is the base and service roles' managed files the driver-less node has.
 
+On every Linux node (servers and the engine's Linux devices alike) the files, units and packages the
+roles of ``site.yml`` manage are compared with what those roles would write (:mod:`provnet.compliance.roledrift`:
+rendered in-process with Ansible's templating, read with one shell command over the same session):
+``drift:file:<path>``, ``drift:unit:<name>``, ``drift:package:<name>``.
+
 With ``soc=True`` (the CLI's default; ``--no-soc`` skips it) the run also reads the SOC's last 24 h
 once, beside the device checks: one command on the SOC host over the same SSH
 (:func:`collect_soc`, :mod:`provnet.compliance.socview`); the report's ``soc`` section.
@@ -29,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from provnet import guard, history, hostvars, render
-from provnet.compliance import backups, evaluate, report, rules as rules_mod, socview, trend, waivers as waivers_mod
+from provnet.compliance import backups, evaluate, report, roledrift, rules as rules_mod, socview, trend, waivers as waivers_mod
 from provnet.compliance.rules import ComplianceInputError, Rule
 from provnet.compliance.waivers import Waiver
 from provnet.drivers import DRIVERS
@@ -197,9 +202,26 @@ class DeviceResult:
     seconds: float = 0.0
 
 
+def _role_drift(ctx: engine.Context, dev: Device, runner: CachedRunner, plan: roledrift.Plan | None) -> list[Any]:
+    """The roles' files, units and packages on a Linux node against what the roles would write (one command)."""
+    try:
+        return roledrift.check(plan or roledrift.Plan(), ctx.model, dev.hostname, ctx.masking(), runner, ctx.mask)
+    except Exception as exc:  # noqa: BLE001 - a transport failure or an unreadable playbook: this device's error
+        return [special(dev.hostname, "drift:roles", "error", ctx.mask(engine._reason(exc)),
+                        title=roledrift.TITLE_FILE, note="could not compare the role-managed state")]
+
+
+def load_role_plan() -> roledrift.Plan | None:
+    """site.yml's plays and roles, read once per run (None: unreadable; each device then reports why)."""
+    try:
+        return roledrift.Plan()
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def check_device(ctx: engine.Context, host: str, inputs: Inputs, today: date,
                  backup: backups.BackupRun | None = None, opener: Opener = engine.reach,
-                 shell: Shell = open_shell) -> DeviceResult:
+                 shell: Shell = open_shell, plan: roledrift.Plan | None = None) -> DeviceResult:
     """Back up, diff and evaluate one device; never raises for the device's own faults."""
     t0 = time.monotonic()
     m, dev = ctx.model, ctx.model.devices[host]
@@ -269,6 +291,8 @@ def check_device(ctx: engine.Context, host: str, inputs: Inputs, today: date,
             except Exception as exc:  # noqa: BLE001
                 out.findings.append(special(host, "drift:linux", "error", ctx.mask(engine._reason(exc)),
                                             note="could not read the managed files"))
+        if runner is not None and roledrift.applies(dev):
+            out.findings += _role_drift(ctx, dev, runner, plan)
         ev = evaluate.Evidence(vars=variables, intended=intended, running=running, run=runner, facts=facts,
                                secrets=ctx.masking())
         out.findings += evaluate.evaluate_device(inputs.rules.values(), dev, ev, inputs.waivers, today)
@@ -338,11 +362,12 @@ def run(m: Model, scope: Scope, inputs: Inputs, *, workers: int = 20, progress: 
         if soc_thread is not None:  # once this run holds the backup lock: a refused run touches nothing
             soc_thread.start()
         nr = nornir_for(m, hosts, workers).with_processors([_ProgressProcessor(len(hosts), progress, "compliance")])
+        plan = load_role_plan()
 
         def task(t: Task) -> Result:
             name = t.host.name
             try:
-                res = check_device(ctx, name, inputs, today, brun, opener, shell)
+                res = check_device(ctx, name, inputs, today, brun, opener, shell, plan)
             except Exception as exc:  # noqa: BLE001 - one device's failure is its own finding
                 res = DeviceResult(name, [special(name, "reachability", "error",
                                                   ctx.mask(f"{type(exc).__name__}: {exc}"), kind="reachability",
@@ -459,5 +484,5 @@ def remediate(ctx: engine.Context, actions: list[Action], *, commit: bool = Fals
     return ok
 
 
-__all__ = ["Action", "plan_remediation", "remediate", "Scope", "parse_scope", "Inputs", "load_inputs", "special", "CachedRunner", "open_shell", "check_device",
+__all__ = ["Action", "plan_remediation", "remediate", "Scope", "parse_scope", "Inputs", "load_inputs", "special", "CachedRunner", "open_shell", "check_device", "load_role_plan",
            "collect_soc", "SOC_TIMEOUT", "DeviceResult", "RunResult", "run", "WAIVERS_FILE", "ComplianceInputError"]

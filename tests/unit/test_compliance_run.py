@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from provnet import history, model, secrets
-from provnet.compliance import backups, run as crun
+from provnet.compliance import backups, roledrift, run as crun
 from provnet.compliance.rules import ComplianceInputError
 from provnet.drivers.ssh import ConnectError, Result
 from provnet.engine import device as engine
@@ -26,6 +26,9 @@ rules:
 """
 UNREACHABLE = "dong-dang-vc"
 DRIFTING = "cao-loc-ce"
+SECRETS = {"admin_password": "s3cret-Value"}
+# every Linux node answers the role-drift command as a node the roles just converged would
+CONVERGED: dict[str, Any] = {}
 
 
 class FakeSSH:
@@ -38,6 +41,9 @@ class FakeSSH:
             return Result(0, "permitrootlogin yes\n" if self.host in self.weak else "permitrootlogin no\n", "")
         if command == "hostname":
             return Result(0, self.host + "\n", "")
+        if command.startswith(roledrift.COMMAND_HEAD):
+            exp = roledrift.expected(CONVERGED["plan"], CONVERGED["lab"], self.host, SECRETS)
+            return Result(0, roledrift.answer_for(exp), "")
         return Result(1, "", "")
 
     def close(self) -> None: ...
@@ -69,7 +75,9 @@ class FakeDriver:
 
 @pytest.fixture(scope="module")
 def lab() -> model.Model:
-    return model.load("inventory/lab")
+    m = model.load("inventory/lab")
+    CONVERGED.update(lab=m, plan=roledrift.Plan())
+    return m
 
 
 @pytest.fixture()
@@ -94,7 +102,7 @@ def env(tmp_path: Path, lab: model.Model) -> dict[str, Any]:
         opened.append((dev.hostname, "shell"))
         return FakeSSH(dev.hostname, calls, weak)
 
-    ctx = engine.Context(lab, {"admin_password": "s3cret-Value"}, secrets.Masker({"a": "s3cret-Value"}),
+    ctx = engine.Context(lab, dict(SECRETS), secrets.Masker({"a": "s3cret-Value"}),
                          tmp_path / "engine-backups", tmp_path / "audit.log")
     store = history.open_store(tmp_path / "history.sqlite")
     repo = backups.BackupRepo.open(lab.root, path=tmp_path / "backups")
