@@ -42,17 +42,19 @@ MAX_LINES = 20000
 WIDTH = 400  # characters of a line printed at most
 SOURCES_SHOWN = 5
 
-# A line as rsyslog writes it: timestamp (RFC 3339, or traditional), host, then the program.
+# A line as rsyslog writes it: timestamp (RFC 3339, or traditional), host, then the program. Lines the
+# SOC received in RFC 5424 carry the tag as APP-NAME[PROCID] with no colon (`host sshd[2591] Failed …`,
+# `host provnet frr commit: …`, as seen on the lab's dc-soc); local ones have it (`sshd[2591]: …`).
 _HEAD = r"^([0-9][0-9T:.+-]*Z?|[A-Z][a-z][a-z] +[0-9]+ [0-9:]+) [^ ]+ "
 #: One definition for both sides: POSIX ERE for the SOC's awk, read the same by Python's ``re``.
 #: (The awk tests a substring first — "provnet", "sshd", "authentication failure", "LOGIN_FAILED",
 #: "Admin login failed": each pattern needs one of them.)
 PATTERNS = {
     # the engine's audit line (provnet/drivers/linux.py: logger -t provnet …) and a revert that fired
-    "commit": _HEAD + r"provnet(\[[0-9]+\])?: ([a-z_]+ commit: |revert of [a-z_]+ applied)",
+    "commit": _HEAD + r"provnet(\[[0-9]+\])?:? ([a-z_]+ commit: |revert of [a-z_]+ applied)",
     # sshd (sshd-session on OpenSSH >= 9.8), PAM, IOS login block, FortiOS admin log
-    "auth": _HEAD + r"(sshd(-session)?\[[0-9]+\]: (Failed [^ ]+ for |Invalid user )"
-                    r"|[^ ]+: pam_unix\([^)]*:auth\): authentication failure"
+    "auth": _HEAD + r"(sshd(-session)?\[[0-9]+\]:? (Failed [^ ]+ for |Invalid user )"
+                    r"|[^ ]+:? pam_unix\([^)]*:auth\): authentication failure"
                     '|.*%SEC_LOGIN-4-LOGIN_FAILED|.*logdesc="Admin login failed")',
     # nftables `log group 1 prefix "provnet-drop-in "` / "provnet-drop-fwd " (templates/nftables)
     "drop": _HEAD + r".*provnet-drop-(in|fwd)",
@@ -63,10 +65,10 @@ _RE = {k: re.compile(p) for k, p in PATTERNS.items()}
 _RFC3339 = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)?(?= )")
 _TRADITIONAL = re.compile(r"^([A-Z][a-z]{2}) ([ \d]\d) (\d\d):(\d\d):(\d\d) ")
 _MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}
-_SSHD_PID = re.compile(r" sshd(?:-session)?\[(\d+)\]: ")
-_SSHD_FAILED = re.compile(r" sshd(?:-session)?\[\d+\]: Failed [^ ]+ for ")
+_SSHD_PID = re.compile(r" sshd(?:-session)?\[(\d+)\]:? ")
+_SSHD_FAILED = re.compile(r" sshd(?:-session)?\[\d+\]:? Failed [^ ]+ for ")
 _SOURCE = re.compile(r"(?: from | rhost=|\[Source: |srcip=)([0-9A-Fa-f:.]+)")
-_COMMIT = re.compile(r" provnet(?:\[\d+\])?: (?:(?P<platform>[a-z_]+) commit: (?P<message>.*)"
+_COMMIT = re.compile(r" provnet(?:\[\d+\])?:? (?:(?P<platform>[a-z_]+) commit: (?P<message>.*)"
                      r"|revert of (?P<reverted>[a-z_]+) applied)")
 _DROP = re.compile(r"provnet-drop-(in|fwd)")
 _FIELD = re.compile(r"\b(user|ticket|diff)=(\S+)")

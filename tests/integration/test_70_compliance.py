@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,7 +86,13 @@ def open_findings(data: dict[str, Any]) -> set[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def clean(lab: model.Model, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from provnet.lab import province
+
     tmp = tmp_path_factory.mktemp("compliance")
+    # a failed admin login at dong-dang-ce (an unknown user with the lab key: refused), for the SOC's view
+    address = str(lab.devices["dong-dang-ce"].oob_address.ip)  # type: ignore[union-attr]
+    subprocess.run([*province.ssh_argv(address, "provnet-test70-nobody"), "true"], capture_output=True, timeout=30)
+    time.sleep(2)  # forwarded to the SOC
     rc, data = compliance(tmp, "clean")
     yield {"rc": rc, "data": data, "tmp": tmp}
 
@@ -101,6 +108,15 @@ def test_a_converged_lab_is_compliant(clean: dict[str, Any], lab: model.Model) -
     assert waived == {(h, "firewall-006") for h, d in lab.devices.items() if d.platforms == ("linux",)}
     page = (tmp / "clean.html").read_text(encoding="utf-8")
     assert "Lạng Sơn" in page and all(s.name in page for s in lab.sites.values())
+    # the SOC's 24 h, from its real files: every site heard from, the failed login at dong-dang, the
+    # engine's commits of the converge, the firewalls' drops (ulogd2)
+    soc = data["soc"]
+    assert soc["error"] is None and soc["summary"]["silent_sites"] == [], soc["summary"]
+    by_site = {s["site"]: s for s in soc["sites"]}
+    assert by_site["dong-dang"]["failed_logins"] >= 1, by_site["dong-dang"]
+    assert soc["summary"]["commits"] >= 1 and {c["platform"] for c in soc["commits"]} >= {"frr", "nftables"}
+    assert soc["summary"]["drops"] >= 1, soc["summary"]  # verify's drop probes (test_40) crossed the CEs' firewalls
+    assert "Giám sát an toàn thông tin (24 giờ qua)" in page
     root = ET.parse(tmp / "clean.xml").getroot()
     suites = [root] if root.tag == "testsuite" else list(root)
     assert sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites) == 0

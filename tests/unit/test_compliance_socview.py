@@ -210,9 +210,30 @@ def test_a_december_line_read_in_january_is_last_years() -> None:
     ("2026-12-02T01:00:00+00:00 h provnet: frr commit: Failed password for root from 198.18.0.9", "commit"),
     ("2026-12-02T01:00:00+00:00 h ulogd[1]: provnet-drop-fwd IN=a OUT=b", "drop"),
     ("2026-12-02T01:00:00+00:00 h kernel: provnet-accept IN=a", ""),
+    # as the lab's dc-soc stores what it received (RFC 5424: APP-NAME[PROCID], no colon)
+    ("2026-12-03T17:50:17.210279+00:00 chi-lang-ce provnet frr commit: user=root ticket=compliance remediate "
+     "diff=9f12c9263208", "commit"),
+    ("2026-12-03T18:49:23.537268+00:00 quan-son-vc sshd[2591] Failed password for root from 198.18.0.9 port 1 ssh2",
+     "auth"),
+    ("2026-12-03T18:49:23.537268+00:00 quan-son-vc sshd[2591] Invalid user bob from 198.18.0.9 port 1", "auth"),
+    ("2026-12-03T18:49:28.500420+00:00 quan-son-vc sshd[2591] pam_unix(sshd:session): session closed for user netops",
+     ""),
+    ("2026-12-03T18:49:23.537268+00:00 quan-son-vc sshd[2591] pam_unix(sshd:auth): authentication failure; "
+     "rhost=198.18.0.9", "auth"),
+    ("2026-12-03T17:50:17.200336+00:00 chi-lang-ce sudo   netops : COMMAND=/usr/bin/sh -c 'logger -t provnet "
+     "\\'frr commit: user=root\\''", ""),  # sudo's record of the logger call is not the commit
 ])
 def test_classification(line: str, kind: str) -> None:
     assert socview.classify(line) == kind
+
+
+def test_a_commit_as_the_soc_stores_it(lab: model.Model) -> None:
+    line = ("2026-12-03T17:50:17.210279+00:00 chi-lang-ce provnet frr commit: user=root ticket=compliance-remediate "
+            "diff=9f12c9263208")
+    view = socview.parse(f"L\tchi-lang-ce\t{ep(NOW) - 60:.0f}\n" + f"M\tchi-lang-ce\t{line}\n#provnet-soc-end\n",
+                         NOW, lab, ["chi-lang-ce"])
+    (commit,) = view.commits
+    assert (commit.host, commit.platform) == ("chi-lang-ce", "frr") and "ticket=compliance-remediate" in commit.message
 
 
 # ---------------------------------------------------------------- the command, on real files
