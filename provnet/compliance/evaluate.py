@@ -96,7 +96,12 @@ def lookup(data: Mapping[str, Any], path: str) -> Any:
 def fill(text: str, variables: Mapping[str, Any], how: Literal["regex", "shell", "raw"] = "regex") -> str:
     """Placeholders replaced by the device's values, escaped for a regex or quoted for a shell."""
     def one(m: re.Match[str]) -> str:
-        value = str(lookup(variables, m.group(1)))
+        try:
+            value = str(lookup(variables, m.group(1)))
+        except MissingFact:
+            if not m.group(2):
+                raise
+            return "(?!)" if how == "regex" else ""
         return re.escape(value) if how == "regex" else shlex.quote(value) if how == "shell" else value
     return PLACEHOLDER.sub(one, text)
 

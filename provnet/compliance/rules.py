@@ -24,7 +24,9 @@ from provnet.schema import PLATFORMS, ROLES
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "compliance" / "rules"
 DOCS = "docs/compliance.md"
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\s*\}\}")
+#: ``{{ a.b }}`` a model fact (absent: the rule is an error); ``{{ a.b? }}`` an optional one (absent: in a
+#: regex, an alternative that never matches — a province without a management zone has none to allow)
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)(\?)?\s*\}\}")
 RULE_ID = re.compile(r"^(?P<family>[a-z][a-z0-9_]*)-\d{3}$")
 CLAUSE_PREFIX = "TCVN 11930:2017"
 CIS_ID = re.compile(r"^\d+(\.\d+)+$")
