@@ -16,7 +16,7 @@ vc_app = typer.Typer(help="Video conference: readiness of every endpoint before 
 @vc_app.command("readiness")
 def vc_readiness(
     inventory: Optional[Path] = InventoryOpt,
-    scope: str = typer.Option("province", "--scope", help="'province', 'district <slug>' or 'site <slug>' "
+    scope: str = typer.Option("province", "--scope", help="'province', 'district <slug>' or 'site <slug>[,<slug>…]' "
                               "(quote it: --scope 'district cao-loc')."),
     as_json: bool = JsonOpt,
     html_out: Optional[Path] = typer.Option(None, "--html", help="Also write an HTML report to this file."),

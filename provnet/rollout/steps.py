@@ -195,18 +195,31 @@ def _bgp(ctx: Context) -> list[dict[str, Any]]:
     return out
 
 
+def _verify_site(ctx: Context, s: str, end: float) -> tuple[dict[str, Any], str]:
+    """``provnet verify --site s`` until green or the deadline: BGP and registration settle within a few
+    timer periods of the push. Returns the site's row and the last run's stderr."""
+    while True:
+        proc = _run([str(BIN / "provnet"), "verify", "-i", str(ctx.root), "--site", s, "--json"], ctx.env,
+                    ctx.timeout, ctx.log_dir / f"verify-{s}.json")
+        data = json.loads(proc.stdout) if proc.stdout.strip().startswith("[") else []
+        row = next((r for r in data if r.get("site") == s), {})
+        if row.get("ok") or time.monotonic() > end:
+            return row, proc.stderr
+        time.sleep(5)
+
+
+#: sites of a wave verified at once (each a `provnet verify` process with its own SSH sessions)
+VERIFY_PARALLEL = 4
+
+
 def step_verify(ctx: Context, deadline_s: float = 120.0) -> dict[str, Any]:
+    from concurrent.futures import ThreadPoolExecutor
+
     evidence: dict[str, Any] = {"sites": []}
     end = time.monotonic() + deadline_s
-    for s in ctx.slugs:
-        while True:  # BGP and registration settle within a few timer periods of the push
-            proc = _run([str(BIN / "provnet"), "verify", "-i", str(ctx.root), "--site", s, "--json"], ctx.env,
-                        ctx.timeout, ctx.log_dir / f"verify-{s}.json")
-            data = json.loads(proc.stdout) if proc.stdout.strip().startswith("[") else []
-            row = next((r for r in data if r.get("site") == s), {})
-            if row.get("ok") or time.monotonic() > end:
-                break
-            time.sleep(5)
+    with ThreadPoolExecutor(max_workers=max(1, min(VERIFY_PARALLEL, len(ctx.slugs)))) as pool:
+        rows = list(pool.map(lambda s: _verify_site(ctx, s, end), ctx.slugs))
+    for s, (row, stderr) in zip(ctx.slugs, rows):
         findings = row.get("findings", [])
         evidence["sites"].append({
             "site": s, "ok": bool(row.get("ok")), "checks": len(findings),
@@ -214,11 +227,12 @@ def step_verify(ctx: Context, deadline_s: float = 120.0) -> dict[str, Any]:
             "root_cause": row.get("root_cause"),
             "checks_by_layer": sorted({f.get("layer", "") for f in findings}),
             "registration": [f["check"] for f in findings if f.get("layer") == "registration" and f.get("ok")]})
+    for s, (row, stderr) in zip(ctx.slugs, rows):
         if not row.get("ok"):
             rc = row.get("root_cause") or {}
             raise StepFailed(f"provnet verify --site {s}: "
                              + (f"{rc.get('host', '')} {rc.get('layer', '')}: {rc.get('check', '')} "
-                                f"{rc.get('message', '')}".strip() if rc else proc.stderr.strip()[-300:]
+                                f"{rc.get('message', '')}".strip() if rc else stderr.strip()[-300:]
                                 or "not green"), evidence)
     evidence["bgp"] = _bgp(ctx)
     down = [b["site"] for b in evidence["bgp"] if b["state"] != "Established"]
@@ -229,29 +243,31 @@ def step_verify(ctx: Context, deadline_s: float = 120.0) -> dict[str, Any]:
 
 def step_test_call(ctx: Context) -> dict[str, Any]:
     evidence: dict[str, Any] = {"endpoints": []}
-    for s in ctx.slugs:
-        proc = _run([str(BIN / "provnet"), "vc", "readiness", "-i", str(ctx.root), "--scope", f"site {s}", "--json"],
-                    ctx.env, ctx.timeout, ctx.log_dir / f"readiness-{s}.json")
-        try:
-            data = json.loads(proc.stdout)
-        except json.JSONDecodeError:
-            raise StepFailed(f"provnet vc readiness: {proc.stderr.strip()[-300:]}", evidence) from None
-        evidence["readiness_run"] = data.get("run_id")
-        for ep in data.get("endpoints", []):
-            fig = ep.get("figures", {})
-            media = fig.get("media", {})
-            evidence["endpoints"].append({
-                "endpoint": ep.get("endpoint"), "aor": ep.get("aor"), "verdict": ep.get("verdict"),
-                "layer": ep.get("layer"), "reason": ep.get("reason"),
-                "wan": fig.get("wan", {}), "registration": fig.get("registration", {}),
-                "signalling": fig.get("signalling", {}),
-                "media": {**{k: media.get(k) for k in ("established", "setup_ms", "loss_pct", "jitter_ms", "rtt_ms",
-                                                       "duration_s")},
-                          # the call's RTT from whichever stream's RTCP reported one
-                          "rtt_ms": media.get("rtt_ms") if media.get("rtt_ms") is not None else
-                          next((v.get("rtt_ms") for v in (media.get("audio") or {}, media.get("video") or {})
-                                if v.get("rtt_ms") is not None), None)},
-                "codecs": {k: (media.get(k) or {}).get("codec") for k in ("audio", "video")}})
+    # one readiness run for the whole wave: its test calls share the probe's slots, at once
+    scope = "site " + ",".join(ctx.slugs)
+    log = ctx.log_dir / (f"readiness-{ctx.slugs[0]}.json" if len(ctx.slugs) == 1 else "readiness-wave.json")
+    proc = _run([str(BIN / "provnet"), "vc", "readiness", "-i", str(ctx.root), "--scope", scope, "--json"],
+                ctx.env, ctx.timeout, log)
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise StepFailed(f"provnet vc readiness: {proc.stderr.strip()[-300:]}", evidence) from None
+    evidence["readiness_run"] = data.get("run_id")
+    for ep in data.get("endpoints", []):
+        fig = ep.get("figures", {})
+        media = fig.get("media", {})
+        evidence["endpoints"].append({
+            "endpoint": ep.get("endpoint"), "aor": ep.get("aor"), "verdict": ep.get("verdict"),
+            "layer": ep.get("layer"), "reason": ep.get("reason"),
+            "wan": fig.get("wan", {}), "registration": fig.get("registration", {}),
+            "signalling": fig.get("signalling", {}),
+            "media": {**{k: media.get(k) for k in ("established", "setup_ms", "loss_pct", "jitter_ms", "rtt_ms",
+                                                   "duration_s")},
+                      # the call's RTT from whichever stream's RTCP reported one
+                      "rtt_ms": media.get("rtt_ms") if media.get("rtt_ms") is not None else
+                      next((v.get("rtt_ms") for v in (media.get("audio") or {}, media.get("video") or {})
+                            if v.get("rtt_ms") is not None), None)},
+            "codecs": {k: (media.get(k) or {}).get("codec") for k in ("audio", "video")}})
     bad = [e for e in evidence["endpoints"] if e["verdict"] not in ("ready", "degraded")]
     if bad or not evidence["endpoints"]:
         raise StepFailed("; ".join(f"{e['endpoint']} not ready at {e['layer']}: {e['reason']}" for e in bad)

@@ -127,7 +127,11 @@ class ScopeError(ValueError):
 
 
 def parse_scope(text: str) -> tuple[str, str | None]:
-    """``province`` | ``district <slug>`` | ``site <slug>`` (also ``district:<slug>``, ``district=<slug>``)."""
+    """``province`` | ``district <slug>`` | ``site <slug>[,<slug>…]`` (also ``district:<slug>``, ``district=<slug>``).
+
+    A comma-separated list of sites is one scope: a rollout's wave is checked in one run, its test calls
+    sharing the probe's slots.
+    """
     t = text.strip()
     for sep in (":", "="):
         t = t.replace(sep, " ", 1) if t.split(sep, 1)[0] in ("district", "site") else t
@@ -136,7 +140,7 @@ def parse_scope(text: str) -> tuple[str, str | None]:
         return "province", None
     if len(parts) == 2 and parts[0] in ("district", "site"):
         return parts[0], parts[1]
-    raise ScopeError(f"scope '{text}': expected 'province', 'district <slug>' or 'site <slug>'")
+    raise ScopeError(f"scope '{text}': expected 'province', 'district <slug>' or 'site <slug>[,<slug>…]'")
 
 
 def scope_label(kind: str, slug: str | None) -> str:
@@ -162,8 +166,9 @@ def endpoints(m: Model, kind: str, slug: str | None = None) -> list[Endpoint]:
             raise ScopeError(f"no district '{slug}' in {m.root}; districts: "
                              f"{', '.join(s.slug for s in m.districts()) or 'none'}")
     elif kind == "site":
-        if slug not in m.sites:
-            raise ScopeError(f"no site '{slug}' in {m.root}; see `provnet inventory show`")
+        unknown = [x for x in (slug or "").split(",") if x not in m.sites]
+        if unknown or not slug:
+            raise ScopeError(f"no site '{(unknown or [''])[0]}' in {m.root}; see `provnet inventory show`")
     elif kind != "province":
         raise ScopeError(f"unknown scope '{kind}'")
     chosen = []
@@ -172,7 +177,7 @@ def endpoints(m: Model, kind: str, slug: str | None = None) -> list[Endpoint]:
             continue
         if kind == "district" and dev.district != slug:
             continue
-        if kind == "site" and dev.site != slug:
+        if kind == "site" and dev.site not in (slug or "").split(","):
             continue
         chosen.append(dev)
     chosen.sort(key=lambda d: (m.sites[d.site].level != "district", m.sites[d.site].id, d.hostname))  # type: ignore[index]

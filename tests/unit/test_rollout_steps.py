@@ -136,3 +136,63 @@ def test_an_overlay_without_a_site_validates_and_keeps_its_id_reserved(inv: Path
     # an overlay of an overlay is flattened (sot reads one base)
     ov2 = overlay.build(ov, tmp_path / "ov2", exclude={"chi-lang"})
     assert "base:" in (ov2 / "province.yml").read_text() and str(inv) in (ov2 / "province.yml").read_text()
+
+
+# ------------------------------------------------------------------ a wave's verify and test call
+
+
+def wave_ctx(tmp_path: Path, slugs: tuple[str, ...]) -> steps.Context:
+    from provnet.rollout.plan import Plan
+
+    m = model.load(REPO / "inventory" / "lab")
+    p = Plan(inventory=str(REPO / "inventory" / "lab"), action="add", sites=slugs, production=False, devices=())
+    return steps.Context(root=REPO / "inventory" / "lab", shown="inventory/lab", model=m, plan=p,
+                         log_dir=tmp_path / "logs")
+
+
+def test_a_wave_is_verified_sites_at_once_and_test_called_in_one_readiness_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import threading
+    import time
+
+    slugs = ("dong-dang", "cao-loc", "quan-son", "chi-lang")
+    ctx = wave_ctx(tmp_path, slugs)
+    seen: list[list[str]] = []
+    logs: list[str] = []
+    inflight = {"now": 0, "max": 0}
+    lock_ = threading.Lock()
+
+    def run(argv: list[str], env: dict[str, str], timeout: float, log: Path | None = None) -> Any:
+        seen.append(argv)
+        logs.append(log.name if log else "")
+        if argv[1] == "verify":
+            with lock_:
+                inflight["now"] += 1
+                inflight["max"] = max(inflight["max"], inflight["now"])
+            time.sleep(0.2)
+            with lock_:
+                inflight["now"] -= 1
+            s = argv[argv.index("--site") + 1]
+            ok = s != "quan-son"
+            row = {"site": s, "ok": ok, "findings": [{"check": "c", "ok": ok, "layer": "registration"}],
+                   "root_cause": None if ok else {"host": f"{s}-vc", "layer": "registration", "check": "registered",
+                                                  "message": "no binding"}}
+            return subprocess.CompletedProcess(argv, 0 if ok else 1, json.dumps([row]), "")
+        eps = [{"endpoint": f"{s}-vc", "verdict": "ready", "figures": {"media": {"loss_pct": 0.0}}} for s in slugs]
+        return subprocess.CompletedProcess(argv, 0, json.dumps({"run_id": 7, "endpoints": eps}), "")
+
+    monkeypatch.setattr(steps, "_run", run)
+    monkeypatch.setattr(steps, "_bgp", lambda ctx: [{"site": s, "state": "Established"} for s in ctx.slugs])
+    monkeypatch.setattr(steps, "test_conference", lambda ctx, s: {"site": s, "heard": True, "state": "joined",
+                                                                  "reason": ""})
+    with pytest.raises(steps.StepFailed, match="verify --site quan-son: quan-son-vc registration"):
+        steps.step_verify(ctx, deadline_s=0.0)
+    assert inflight["max"] > 1                                    # sites verified at once
+    assert sorted(a[a.index("--site") + 1] for a in seen) == sorted(slugs)
+    seen.clear()
+    logs.clear()
+    ev = steps.step_test_call(ctx)
+    assert [a[a.index("--scope") + 1] for a in seen] == ["site dong-dang,cao-loc,quan-son,chi-lang"]
+    assert [e["endpoint"] for e in ev["endpoints"]] == [f"{s}-vc" for s in slugs]
+    assert logs == ["readiness-wave.json"]

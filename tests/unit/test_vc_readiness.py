@@ -200,6 +200,11 @@ def test_scopes_select_endpoints_from_the_model(m: model.Model) -> None:
         readiness.endpoints(m, "site", "atlantis")
     assert readiness.parse_scope("district huyen-cao-loc") == ("district", "huyen-cao-loc")
     assert readiness.parse_scope("site:dong-dang") == ("site", "dong-dang")
+    # a rollout's wave: several sites in one scope, the model's order, an unknown one named
+    assert readiness.parse_scope("site quan-son,dong-dang") == ("site", "quan-son,dong-dang")
+    assert [e.site for e in readiness.endpoints(m, "site", "quan-son,dong-dang")] == ["dong-dang", "quan-son"]
+    with pytest.raises(readiness.ScopeError, match="no site 'atlantis'"):
+        readiness.endpoints(m, "site", "dong-dang,atlantis")
     with pytest.raises(readiness.ScopeError):
         readiness.parse_scope("commune x")
 
