@@ -67,6 +67,7 @@ def _province(m: Model) -> dict[str, Any]:
         "provnet_services": {name: {"host": host, "address": str(m.service_address(name))}
                              for name, host in m.services.items()},
         "provnet_voice": {"domain": m.sip_domain, "sip_port": m.sip_port, "rtp_ports": list(m.rtp_ports),
+                          "transport": m.sip_transport, "tls_port": m.sip_tls_port,
                           "register_interval": m.register_interval, "max_expires": m.max_expires,
                           "rpc_port": m.sip_rpc_port},
         "provnet_controller": {"oob": _str(m.controller_oob.ip if m.controller_oob else None),

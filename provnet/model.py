@@ -169,6 +169,8 @@ class Model:
     dc_asn: int
     sip_domain: str
     sip_port: int
+    sip_transport: str              # udp | tls: how endpoints reach the registrar
+    sip_tls_port: int
     rtp_ports: tuple[int, int]
     register_interval: int
     max_expires: int
@@ -451,6 +453,7 @@ def _compile(src: sot.Source) -> Model:
         root=src.root, name=p.province.name, code=p.province.code, production=p.province.production,
         carrier_name=p.carrier.name, carrier_asn=p.carrier.asn, dc_asn=p.asn_range.start,
         sip_domain=p.sip.domain, sip_port=p.sip.port, rtp_ports=p.sip.rtp_ports,
+        sip_transport=p.sip.transport, sip_tls_port=p.sip.tls_port,
         register_interval=p.sip.register_interval, max_expires=p.sip.max_expires, sip_rpc_port=p.sip.rpc_port,
         sites=b.sites, devices=b.devices, pe=pe, segments=tuple(b.segments), links=_links(b.segments),
         services=p.services.model_dump(), oob_network=ipam.net(p.pools.oob) if p.pools.oob else None,

@@ -152,6 +152,10 @@ class Sip(Strict):
     register_interval: int = Field(default=120, ge=30, le=3600)
     max_expires: int = Field(default=300, ge=60, le=86400)   # the registrar's cap on a registration
     rpc_port: int = Field(default=5080, ge=1, le=65535)     # Kamailio JSON-RPC, management side only
+    # the endpoints' signalling to the registrar: udp (the lab's baresip and Kamailio) or tls
+    # (TelePresence endpoints, Kamailio's tls module with the province's certificate)
+    transport: Literal["udp", "tls"] = "udp"
+    tls_port: int = Field(default=5061, ge=1, le=65535)
 
     _s = field_validator("password", mode="before")(lambda v: _secret(v))
 

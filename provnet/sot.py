@@ -403,6 +403,22 @@ class _Rules:
         elif lo <= p.sip.port <= hi:
             self.add(shown, "sip.rtp_ports", f"[{lo}, {hi}] contains the SIP port {p.sip.port}",
                      "move the RTP range or the SIP port apart")
+        if p.sip.transport == "tls":
+            self.sip_tls(shown, p)
+
+    def sip_tls(self, shown: str, p: schema.ProvinceFile) -> None:
+        """TLS needs a registrar and endpoints that speak it: Kamailio's tls module, TelePresence endpoints."""
+        lo, hi = p.sip.rtp_ports
+        if p.sip.tls_port == p.sip.port or lo <= p.sip.tls_port <= hi:
+            self.add(shown, "sip.tls_port", f"{p.sip.tls_port} is already the SIP port or inside the RTP range",
+                     "give SIP over TLS its own port (5061 by default)")
+        if not p.province.production:
+            self.add(shown, "sip.transport", "tls in a lab inventory: the lab image's Kamailio has no tls module "
+                     "and its baresip endpoints register over UDP", "keep sip.transport: udp in lab inventories")
+        baresip = [k for k, d in p.site_defaults.devices.items() if "baresip" in d.platforms()]
+        if baresip and p.province.production:
+            self.add(shown, "sip.transport", f"tls, but site_defaults.devices.{baresip[0]} is a baresip endpoint, "
+                     "which provnet configures for UDP only", "use cisco_tp endpoints, or sip.transport: udp")
 
     def site_devices(self, shown: str, obj: str, defs: dict[str, schema.DeviceDef]) -> None:
         """A site needs one CE; an endpoint sits on a VLAN behind it."""

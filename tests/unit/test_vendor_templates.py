@@ -269,7 +269,9 @@ def test_telepresence_settings(m: model.Model, site: str) -> None:
     assert cfg["SIP URI"] == f"{dev.sip.user}@{dev.sip.domain}"
     assert cfg["SIP DisplayName"] == dev.sip.display_name
     assert cfg["SIP Authentication UserName"] == dev.sip.user
-    assert cfg["SIP Proxy 1 Address"] == "10.38.251.12:5060"
+    # inventory/thanhhoa: sip.transport tls — TLS to the registrar's 5061, its certificate verified
+    assert (cfg["SIP DefaultTransport"], cfg["SIP TlsVerify"], cfg["SIP Proxy 1 Address"]) == (
+        "TLS", "On", "10.38.251.12:5061")
     assert cfg["H323 Mode"] == "Off" and cfg["NetworkServices H323 Mode"] == "Off"
     assert cfg["NetworkServices SSH Mode"] == "On" and cfg["NetworkServices Telnet Mode"] == "Off"
     assert cfg["NetworkServices HTTP Mode"] == "HTTPS"
