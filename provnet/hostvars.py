@@ -68,6 +68,7 @@ def _province(m: Model) -> dict[str, Any]:
                              for name, host in m.services.items()},
         "provnet_voice": {"domain": m.sip_domain, "sip_port": m.sip_port, "rtp_ports": list(m.rtp_ports),
                           "transport": m.sip_transport, "tls_port": m.sip_tls_port,
+                          "registrar_tcp_ports": m.registrar_tcp_ports(),
                           "register_interval": m.register_interval, "max_expires": m.max_expires,
                           "rpc_port": m.sip_rpc_port},
         "provnet_controller": {"oob": _str(m.controller_oob.ip if m.controller_oob else None),

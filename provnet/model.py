@@ -207,6 +207,10 @@ class Model:
         """Every endpoint's account, in site order: what the registrar serves."""
         return [d.sip for d in self.devices.values() if d.sip is not None]
 
+    def registrar_tcp_ports(self) -> list[int]:
+        """The TCP ports endpoints reach the registrar on: SIP, and SIP over TLS with ``sip.transport: tls``."""
+        return [self.sip_port] + ([self.sip_tls_port] if self.sip_transport == "tls" else [])
+
     def site_supernets(self) -> list[str]:
         """Every site address lies in these: the loopback pool and the VLAN pools."""
         src = self.source.province

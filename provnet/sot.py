@@ -404,11 +404,10 @@ class _Rules:
             self.add(shown, "sip.rtp_ports", f"[{lo}, {hi}] contains the SIP port {p.sip.port}",
                      "move the RTP range or the SIP port apart")
         if p.sip.transport == "tls":
-            self.sip_tls(shown, p)
+            self.sip_tls(shown, p, lo, hi)
 
-    def sip_tls(self, shown: str, p: schema.ProvinceFile) -> None:
+    def sip_tls(self, shown: str, p: schema.ProvinceFile, lo: int, hi: int) -> None:
         """TLS needs a registrar and endpoints that speak it: Kamailio's tls module, TelePresence endpoints."""
-        lo, hi = p.sip.rtp_ports
         if p.sip.tls_port == p.sip.port or lo <= p.sip.tls_port <= hi:
             self.add(shown, "sip.tls_port", f"{p.sip.tls_port} is already the SIP port or inside the RTP range",
                      "give SIP over TLS its own port (5061 by default)")

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,8 +214,6 @@ VERIFY_PARALLEL = 4
 
 
 def step_verify(ctx: Context, deadline_s: float = 120.0) -> dict[str, Any]:
-    from concurrent.futures import ThreadPoolExecutor
-
     evidence: dict[str, Any] = {"sites": []}
     end = time.monotonic() + deadline_s
     with ThreadPoolExecutor(max_workers=max(1, min(VERIFY_PARALLEL, len(ctx.slugs)))) as pool:

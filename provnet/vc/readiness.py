@@ -161,14 +161,15 @@ def endpoint_of(m: Model, hostname: str) -> Endpoint:
 
 def endpoints(m: Model, kind: str, slug: str | None = None) -> list[Endpoint]:
     """Every endpoint in a scope, districts first then communes, by site id."""
+    wanted = (slug or "").split(",")
     if kind == "district":
         if slug not in m.sites or m.sites[slug].level != "district":
             raise ScopeError(f"no district '{slug}' in {m.root}; districts: "
                              f"{', '.join(s.slug for s in m.districts()) or 'none'}")
     elif kind == "site":
-        unknown = [x for x in (slug or "").split(",") if x not in m.sites]
-        if unknown or not slug:
-            raise ScopeError(f"no site '{(unknown or [''])[0]}' in {m.root}; see `provnet inventory show`")
+        unknown = next((x for x in wanted if x not in m.sites), None)
+        if unknown is not None:
+            raise ScopeError(f"no site '{unknown}' in {m.root}; see `provnet inventory show`")
     elif kind != "province":
         raise ScopeError(f"unknown scope '{kind}'")
     chosen = []
@@ -177,7 +178,7 @@ def endpoints(m: Model, kind: str, slug: str | None = None) -> list[Endpoint]:
             continue
         if kind == "district" and dev.district != slug:
             continue
-        if kind == "site" and dev.site not in (slug or "").split(","):
+        if kind == "site" and dev.site not in wanted:
             continue
         chosen.append(dev)
     chosen.sort(key=lambda d: (m.sites[d.site].level != "district", m.sites[d.site].id, d.hostname))  # type: ignore[index]
