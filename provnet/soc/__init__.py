@@ -1,0 +1,1 @@
+"""The security monitoring centre (SOC): normalised events, Sigma detections, alerts."""
