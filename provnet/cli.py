@@ -55,13 +55,14 @@ def inventory_validate(inventory: Optional[Path] = InventoryOpt, as_json: bool =
         m = model.load(path, shown)
     except InventoryError as exc:
         inventory_failed(exc, shown, tail="")
-    summary = {"valid": True, "inventory": shown, "province": m.name,
+    summary = {"valid": True, "inventory": shown, "province": m.name, "halls": len(m.halls()),
                "districts": len(m.districts()), "communes": len(m.communes()),
                "devices": len(m.devices), "production": m.production}
     if as_json:
         emit_json(summary)
     else:
-        out.print(f"{shown}: valid — {m.name}: {summary['districts']} districts, "
+        halls = f"{summary['halls']} province-level sites, " if summary["halls"] else ""
+        out.print(f"{shown}: valid — {m.name}: {halls}{summary['districts']} districts, "
                   f"{summary['communes']} communes/wards, {summary['devices']} devices", markup=False)
 
 
@@ -71,8 +72,9 @@ def ipplan_rows(m: Any) -> list[dict[str, Any]]:
     for site in sorted(m.sites.values(), key=lambda s: s.id):
         row: dict[str, Any] = {
             "id": site.id, "slug": site.slug, "name": site.name, "level": site.level,
-            "district": site.district or "", "asn": site.asn, "loopback": str(site.loopback),
-            "wan": str(site.wan), "pe": str(site.wan_pe.ip), "ce": str(site.wan_ce.ip),
+            "district": site.district or "", "asn": site.asn or "",
+            "loopback": str(site.loopback or ""), "wan": str(site.wan or f"(from the DC: {site.router})"),
+            "pe": str(site.wan_pe.ip) if site.wan_pe else "", "ce": str(site.wan_ce.ip) if site.wan_ce else "",
         }
         for name, lan in site.lans.items():
             row[f"{name}_vlan"] = lan.vlan

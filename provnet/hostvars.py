@@ -25,7 +25,7 @@ def site_vars(site: Site) -> dict[str, Any]:
         "circuit_id": site.circuit_id,
         "contact": {"name": site.contact_name, "phone": site.contact_phone},
         "bandwidth_mbps": site.bandwidth_mbps, "management": site.management,
-        "asn": site.asn, "loopback": str(site.loopback), "wan": str(site.wan),
+        "asn": site.asn, "loopback": _str(site.loopback), "wan": _str(site.wan), "router": site.router,
         "lans": {name: {"vlan": lan.vlan, "subnet": str(lan.subnet), "gateway": str(lan.gateway.ip)}
                  for name, lan in site.lans.items()},
         "prefixes": [str(p) for p in site.prefixes],

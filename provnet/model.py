@@ -8,6 +8,7 @@ and never re-derive a fact.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
@@ -19,7 +20,7 @@ from provnet.ipam import PoolExhausted
 from provnet.neighbours import Neighbours
 from provnet.neighbours import resolve as resolve_neighbours
 
-Level = Literal["dc", "district", "commune", "carrier"]
+Level = Literal["dc", "province", "district", "commune", "carrier"]
 ROUTER_ROLES = ("ce", "core", "firewall")
 
 
@@ -105,33 +106,41 @@ class Lan:
 
 @dataclass(frozen=True)
 class Site:
-    """A district or commune with its WAN circuit and LANs."""
+    """A district or commune with its WAN circuit and LANs — or a province-level hall, whose LANs
+    the DC firewall routes (no CE, no carrier circuit: ``asn``, ``loopback`` and ``wan*`` are None)."""
 
     id: int
     code: str
     name: str
     slug: str
-    level: Literal["district", "commune"]
+    level: Literal["province", "district", "commune"]
     kind: str
     district: str | None
-    circuit_id: str
+    circuit_id: str                  # "" for a province-level hall
     contact_name: str
     contact_phone: str
     bandwidth_mbps: int
     management: Literal["oob", "inband"]
-    asn: int
-    loopback: IPv4Address
-    wan: IPv4Network
-    wan_pe: IPv4Interface
-    wan_ce: IPv4Interface
+    asn: int | None
+    loopback: IPv4Address | None
+    wan: IPv4Network | None
+    wan_pe: IPv4Interface | None
+    wan_ce: IPv4Interface | None
     lans: dict[str, Lan]
     devices: tuple[str, ...]
     oob_block: IPv4Network | None
+    router: str                      # the device that routes its LANs: its CE, or the DC firewall
+
+    @property
+    def via_carrier(self) -> bool:
+        """Whether the site hangs off the carrier's PE (every district and commune) or off the DC."""
+        return self.wan is not None
 
     @property
     def prefixes(self) -> tuple[IPv4Network, ...]:
-        """What the site's CE announces: its loopback and LANs."""
-        return (IPv4Network(self.loopback),) + tuple(l.subnet for l in self.lans.values())
+        """The site's own prefixes: its CE's loopback (when it has one) and its LANs."""
+        own = (IPv4Network(self.loopback),) if self.loopback is not None else ()
+        return own + tuple(l.subnet for l in self.lans.values())
 
 
 @dataclass(frozen=True)
@@ -189,6 +198,10 @@ class Model:
     credentials: dict[str, Any]
     vc: schema.Vc
     source: sot.Source = field(repr=False, compare=False)
+
+    def halls(self) -> list[Site]:
+        """Province-level sites (the People's Committee hall, a department), reached from the DC."""
+        return [s for s in self.sites.values() if s.level == "province"]
 
     def districts(self) -> list[Site]:
         return [s for s in self.sites.values() if s.level == "district"]
@@ -381,9 +394,19 @@ def _sip_account(p: schema.ProvinceFile, s: schema.SiteFile, hostname: str) -> S
     )
 
 
+HALL_INTERFACE = re.compile(r"^h[0-9]+v[0-9]+$")
+
+
+def hall_interface(site_id: int, vlan: int) -> str:
+    """The DC firewall's interface toward a province-level hall's VLAN (≤ 15 characters; :data:`HALL_INTERFACE`)."""
+    return f"h{site_id}v{vlan}"
+
+
 def _compile_site(b: _Build, s: schema.SiteFile) -> None:
-    """One site: its WAN /31 to the PE, its VLANs, its devices."""
+    """One site: its WAN /31 to the PE (a hall: its VLANs on the DC firewall), its VLANs, its devices."""
     p = b.p
+    hall = s.level == "province"
+    # a hall's id still owns its /31 and loopback in the pools (ipam is by id): unused, never reallocated
     link = ipam.wan_link(ipam.net(p.pools.wan), s.id)
     lo = ipam.loopback(ipam.net(p.pools.loopback), s.id)
     lans = {}
@@ -392,6 +415,13 @@ def _compile_site(b: _Build, s: schema.SiteFile) -> None:
         lans[vname] = Lan(vname, v.id, subnet, ipam.host(subnet, 1, f"site '{s.slug}' VLAN {vname}"))
     block = b.oob_block(s.id)
     lan_members: dict[str, list[tuple[str, str]]] = {v: [] for v in lans}
+    fw = next((h for h, d in b.devices.items() if d.level == "dc" and d.role == "firewall"), None) if hall else None
+    if fw is not None:
+        own = tuple(Interface(hall_interface(s.id, l.vlan), f"lan-{s.slug}-{vname}", l.gateway)
+                    for vname, l in lans.items())
+        b.devices[fw] = replace(b.devices[fw], interfaces=b.devices[fw].interfaces + own)
+        for vname, l in lans.items():
+            lan_members[vname].append((fw, hall_interface(s.id, l.vlan)))
     hostnames = []
     for hostname, (key, d) in sorted(sot.site_devices(s, p).items(), key=lambda kv: kv[1][1].index):
         hostnames.append(hostname)
@@ -415,7 +445,7 @@ def _compile_site(b: _Build, s: schema.SiteFile) -> None:
             management=s.management, sip=_sip_account(p, s, hostname) if d.role == "endpoint" else None,
         )
     ce = next((h for h in hostnames if b.devices[h].role == "ce"), None)
-    if ce is not None:
+    if ce is not None and not hall:
         pe_if = f"ce{s.id}"
         b.pe_ifaces.append(Interface(pe_if, f"wan-{s.slug}", ipam.wan_pe(link)))
         b.segments.append(Segment(f"wan-{s.slug}", "wan", link, ((ce, "wan0"), (p.carrier.pe_hostname, pe_if)),
@@ -425,12 +455,14 @@ def _compile_site(b: _Build, s: schema.SiteFile) -> None:
                                   vlan=l.vlan, site=s.slug))
     b.sites[s.slug] = Site(
         id=s.id, code=s.code, name=s.name, slug=s.slug, level=s.level, kind=s.kind,
-        district=s.district, circuit_id=s.circuit_id, contact_name=s.contact.name,
+        district=s.district, circuit_id=s.circuit_id or "", contact_name=s.contact.name,
         contact_phone=s.contact.phone,
         bandwidth_mbps=s.bandwidth_mbps or p.site_defaults.bandwidth_mbps,
-        management=s.management, asn=ipam.asn(p.asn_range.start, s.id), loopback=lo, wan=link,
-        wan_pe=ipam.wan_pe(link), wan_ce=ipam.wan_ce(link), lans=lans, devices=tuple(hostnames),
-        oob_block=block,
+        management=s.management, lans=lans, devices=tuple(hostnames), oob_block=block,
+        router=(fw if hall else ce) or "",
+        **({"asn": None, "loopback": None, "wan": None, "wan_pe": None, "wan_ce": None} if hall else
+           {"asn": ipam.asn(p.asn_range.start, s.id), "loopback": lo, "wan": link,
+            "wan_pe": ipam.wan_pe(link), "wan_ce": ipam.wan_ce(link)}),
     )
 
 

@@ -1,8 +1,8 @@
 """The compile stage that reads the topology: each device's neighbours, as fields of the device.
 
 Runs once, after addresses are allocated (:func:`provnet.model.compile_source`): the BGP peer,
-the default gateway, the firewall's upstream, the core's routes to the zones behind the
-firewall, a switch's bridges, and who sits across each cable. Hostvars, templates, the lab
+the default gateway, the firewall's upstream, the core's routes to the zones (and halls) behind
+the firewall, a switch's bridges, and who sits across each cable. Hostvars, templates, the lab
 and the VC probes read these fields; nothing re-derives them.
 """
 
@@ -28,7 +28,7 @@ class BgpPeer:
 
 @dataclass(frozen=True)
 class Route:
-    """A static route: a DC zone reached through the firewall."""
+    """A static route: a DC zone (or a province-level hall's VLAN) reached through the firewall."""
 
     prefix: IPv4Network
     via: IPv4Address | None
@@ -91,9 +91,9 @@ def _of(g: _Graph, dev: Device) -> Neighbours:
             pe_addr = g.address(g.m.pe.hostname, seg.name)
             if pe_addr is not None and iface.address is not None:
                 peer = BgpPeer(pe_addr, g.m.carrier_asn, iface.name, iface.address.ip)
-        elif seg.kind == "lan" and dev.role != "ce":
-            ce = g.member(seg, "ce")
-            gateway = g.address(ce, seg.name) if ce else None
+        elif seg.kind == "lan" and dev.role not in ("ce", "firewall"):
+            router = g.member(seg, "ce", "firewall")  # a province-level hall's VLANs end on the DC firewall
+            gateway = g.address(router, seg.name) if router else None
         elif seg.kind == "dc" and dev.role == "firewall":
             core = g.member(seg, "core")
             if core:
@@ -104,7 +104,7 @@ def _of(g: _Graph, dev: Device) -> Neighbours:
                 gateway = g.address(fw, seg.name)
     if dev.role == "core":
         for seg in g.m.segments:
-            if seg.kind != "dc" or any(h == dev.hostname for h, _ in seg.members):
+            if seg.kind not in ("dc", "lan") or any(h == dev.hostname for h, _ in seg.members):
                 continue
             fw = g.member(seg, "firewall")
             if fw is None:

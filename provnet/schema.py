@@ -20,10 +20,11 @@ ROLES = (
     "ce", "endpoint", "core", "firewall", "switch",
     "ntp", "soc", "sip_registrar", "vc_bridge",
 )
-SITE_LEVELS = ("district", "commune")
+SITE_LEVELS = ("province", "district", "commune")
 SITE_KINDS = (
     "xa", "phuong", "thi_tran", "dac_khu",          # communes and wards
     "huyen", "thi_xa", "thanh_pho", "quan", "khu_vuc",  # districts or WAN areas
+    "ubnd_tinh", "tinh_uy", "hdnd_tinh", "so_nganh",  # province-level halls: People's Committee, Party, Council, a department
 )
 VLAN_NAMES = ("data", "video", "mgmt")
 SECRET_REF = re.compile(r"^vault:[a-z][a-z0-9_]*(\{hostname\}|\{slug\})?[a-z0-9_]*$")
@@ -191,7 +192,7 @@ class Vc(Strict):
     dial_retries: int = Field(default=2, ge=0, le=10)            # redials of a failed leg
     join_timeout_s: int = Field(default=40, ge=5, le=600)        # dial → joined, per attempt
     # tiers whose microphones join muted (the chair speaks; the operator unmutes who takes the floor)
-    join_muted: list[Literal["chair", "district", "commune"]] = Field(default_factory=lambda: ["commune"])
+    join_muted: list[Literal["chair", "province", "district", "commune"]] = Field(default_factory=lambda: ["commune"])
     chair_tone_hz: int = Field(default=1000, ge=10, le=20000)    # lab endpoints: the chair's sine
     tone_hz: int = Field(default=440, ge=10, le=20000)           # lab endpoints: everyone else's
     # sites whose lab endpoint records every call (baresip sndfile): listeners for tests. The rest
@@ -253,16 +254,18 @@ class Contact(Strict):
 
 
 class SiteFile(Strict):
-    """``sites/<slug>.yml``: one commune, ward or district."""
+    """``sites/<slug>.yml``: one commune, ward or district — or a province-level hall, reached from the DC."""
 
     id: int = Field(ge=1, le=65535)
     code: str
     name: str
     slug: str
-    level: Literal["district", "commune"] = "commune"
+    level: Literal["province", "district", "commune"] = "commune"
     kind: str
     district: str | None = None
-    circuit_id: str
+    # the carrier's circuit: required for districts and communes (sot says so), none for a province-level
+    # hall, which the DC reaches over the province's own links
+    circuit_id: str | None = None
     contact: Contact
     bandwidth_mbps: int | None = Field(default=None, ge=1, le=100000)
     management: Literal["oob", "inband"] = "oob"

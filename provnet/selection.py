@@ -6,7 +6,8 @@ import re
 
 from provnet.model import Device, Model
 
-LEVEL_GROUP = {"dc": "dc", "district": "districts", "commune": "communes"}
+LEVEL_GROUP = {"dc": "dc", "province": "halls", "district": "districts", "commune": "communes"}
+SITE_GROUPS = ("halls", "districts", "communes")   # the children of the group "sites"
 
 
 def group_name(name: str) -> str:

@@ -43,9 +43,12 @@ def _addresses_table(data: dict[str, Any]) -> Table:
     table = Table(title=f"{data['name']} ({data['slug']}) — id {data['id']}, code {data['code']}")
     table.add_column("what")
     table.add_column("address")
-    table.add_row("ASN", str(data["asn"]))
-    table.add_row("loopback", f"{data['loopback']}/32")
-    table.add_row("WAN /31", f"{data['wan']} (PE {data['pe']}, CE {data['ce']})")
+    if data["wan"] is not None:
+        table.add_row("ASN", str(data["asn"]))
+        table.add_row("loopback", f"{data['loopback']}/32")
+        table.add_row("WAN /31", f"{data['wan']} (PE {data['pe']}, CE {data['ce']})")
+    else:
+        table.add_row("uplink", f"province-level: its VLANs end on {data['router']} (no CE, no carrier circuit)")
     for name, lan in data["lans"].items():
         table.add_row(f"VLAN {lan['vlan']} {name}", f"{lan['subnet']} (gateway {lan['gateway']})")
     if data["oob"]:
@@ -202,11 +205,15 @@ def site_retire(
         out.print(f"  registrar account {acct['aor']} (extension {acct['extension']}) and its bridge dial-plan entry",
                   markup=False)
     pe = losses["pe_neighbour"]
-    out.print(f"  PE neighbour {pe['ce']} (AS {pe['asn']}) on {pe['wan']}", markup=False)
+    if pe is not None:
+        out.print(f"  PE neighbour {pe['ce']} (AS {pe['asn']}) on {pe['wan']}", markup=False)
+    else:
+        out.print(f"  its VLANs on {s.router} and the DC core's static routes to them", markup=False)
     out.print(f"  firewall flows and NTP/SOC sources: {', '.join(losses['prefixes'])}", markup=False)
     r = losses["reserved"]
     lans = ", ".join(f"{n} {net}" for n, net in r["lans"].items())
-    out.print(f"reserved for ever with id {r['id']}: AS {r['asn']}, loopback {r['loopback']}, WAN {r['wan']}, "
+    wan = f"AS {r['asn']}, loopback {r['loopback']}, WAN {r['wan']}, " if r["wan"] else ""
+    out.print(f"reserved for ever with id {r['id']}: {wan}"
               f"{lans}" + (f", out-of-band {r['oob']}" if r["oob"] else ""), markup=False)
 
 

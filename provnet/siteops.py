@@ -398,6 +398,11 @@ def add_site(root: Path | str, **options: Any) -> AddPlan:
 # ---------------------------------------------------------------- what a site was given
 
 
+def _ip(value: object) -> str | None:
+    """An address (an interface's without its prefix length), or None for a hall's absent WAN."""
+    return None if value is None else str(getattr(value, "ip", value))
+
+
 def site_addresses(m: model.Model, slug: str) -> dict[str, Any]:
     """A site's addresses as the model compiled them: ASN, loopback, WAN /31, VLANs, devices, SIP accounts."""
     s = m.sites[slug]
@@ -406,7 +411,8 @@ def site_addresses(m: model.Model, slug: str) -> dict[str, Any]:
         "id": s.id, "code": s.code, "name": s.name, "slug": s.slug, "level": s.level, "kind": s.kind,
         "district": s.district, "circuit_id": s.circuit_id,
         "contact": {"name": s.contact_name, "phone": s.contact_phone},
-        "asn": s.asn, "loopback": str(s.loopback), "wan": str(s.wan), "pe": str(s.wan_pe.ip), "ce": str(s.wan_ce.ip),
+        "asn": s.asn, "loopback": _ip(s.loopback), "wan": _ip(s.wan), "pe": _ip(s.wan_pe), "ce": _ip(s.wan_ce),
+        "router": s.router,
         "lans": {n: {"vlan": l.vlan, "subnet": str(l.subnet), "gateway": str(l.gateway.ip)} for n, l in s.lans.items()},
         "oob": str(s.oob_block) if s.oob_block else None,
         "devices": [{"hostname": d.hostname, "role": d.role,
@@ -431,7 +437,7 @@ def rollout_problems(m: model.Model, slug: str) -> list[Problem]:
     shown = m.source.shown(m.source.site_files[slug])
     obj = f"site '{slug}'"
     out: list[Problem] = []
-    if not site.circuit_id.strip() or site.circuit_id.startswith(PENDING_CIRCUIT):
+    if site.via_carrier and (not site.circuit_id.strip() or site.circuit_id.startswith(PENDING_CIRCUIT)):
         out.append(Problem(shown, f"{obj}.circuit_id", f"is the placeholder {site.circuit_id!r}: a rollout "
                            "needs the carrier's circuit id (work order, acceptance record)",
                            f"write circuit_id: <the carrier's id> in {shown}"))
@@ -468,10 +474,11 @@ class RetirePlan:
         s = self.site
         return {
             "registrar_accounts": [{"aor": a.aor, "extension": a.extension} for a in self.sip_accounts],
-            "pe_neighbour": {"wan": str(s.wan), "pe": str(s.wan_pe.ip), "ce": str(s.wan_ce.ip), "asn": s.asn},
+            "pe_neighbour": {"wan": str(s.wan), "pe": _ip(s.wan_pe), "ce": _ip(s.wan_ce), "asn": s.asn}
+            if s.via_carrier else None,
             "prefixes": [str(p) for p in s.prefixes],   # DC firewall flows, NTP/SOC sources
             "devices": list(s.devices),
-            "reserved": {"id": s.id, "asn": s.asn, "loopback": str(s.loopback), "wan": str(s.wan),
+            "reserved": {"id": s.id, "asn": s.asn, "loopback": _ip(s.loopback), "wan": _ip(s.wan),
                          "lans": {n: str(l.subnet) for n, l in s.lans.items()},
                          "oob": str(s.oob_block) if s.oob_block else None},
         }

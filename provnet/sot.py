@@ -52,8 +52,15 @@ def hostname(slug: str, key: str) -> str:
 
 
 def site_devices(site: schema.SiteFile, province: schema.ProvinceFile) -> dict[str, tuple[str, schema.DeviceDef]]:
-    """hostname → (key, definition): the site's own ``devices``, or site_defaults' when it has none."""
-    defs = site.devices if site.devices is not None else province.site_defaults.devices
+    """hostname → (key, definition): the site's own ``devices``, or site_defaults' when it has none.
+
+    A province-level hall takes site_defaults without the CE: the DC firewall is its router.
+    """
+    if site.devices is not None:
+        defs = site.devices
+    else:
+        defs = {k: d for k, d in province.site_defaults.devices.items()
+                if site.level != "province" or d.role != "ce"}
     return {hostname(site.slug, key): (key, d) for key, d in defs.items()}
 
 
@@ -378,7 +385,7 @@ class _Rules:
             self.hostname(name, shown, f"dc.devices.{name}")
         for name, dev in p.site_defaults.devices.items():
             self.device(shown, f"site_defaults.devices.{name}", dev, None)
-        self.site_devices(shown, "site_defaults.devices", p.site_defaults.devices)
+        self.site_devices(shown, "site_defaults.devices", p.site_defaults.devices, "commune")
         for zname, zone in p.dc.zones.items():
             if zone.switch is not None and zone.switch not in p.dc.devices:
                 self.add(shown, f"dc.zones.{zname}", f"switch '{zone.switch}' is not a DC device",
@@ -419,14 +426,19 @@ class _Rules:
             self.add(shown, "sip.transport", f"tls, but site_defaults.devices.{baresip[0]} is a baresip endpoint, "
                      "which provnet configures for UDP only", "use cisco_tp endpoints, or sip.transport: udp")
 
-    def site_devices(self, shown: str, obj: str, defs: dict[str, schema.DeviceDef]) -> None:
-        """A site needs one CE; an endpoint sits on a VLAN behind it."""
+    def site_devices(self, shown: str, obj: str, defs: dict[str, schema.DeviceDef], level: str) -> None:
+        """A site needs one CE (a province-level hall none); an endpoint sits on a VLAN behind it."""
         roles = [d.role for d in defs.values()]
         if not defs:
             self.add(shown, obj, "the site has no devices",
                      "remove 'devices' to use site_defaults, or list its CE and endpoint")
             return
-        if roles.count("ce") != 1:
+        if level == "province":
+            for key, d in defs.items():
+                if d.role == "ce":
+                    self.add(shown, f"{obj}.{key}", "a province-level site has no CE: the DC firewall routes "
+                             "its VLANs", f"remove device '{key}', or make the site a district or commune")
+        elif roles.count("ce") != 1:
             self.add(shown, obj, f"{roles.count('ce')} devices with role ce: a site has exactly one CE",
                      "keep one CE (the site's router to the carrier)" if roles.count("ce") else
                      "add a device with role: ce — it is how the site's devices reach the DC")
@@ -434,6 +446,18 @@ class _Rules:
             if d.role != "ce" and d.vlan is None:
                 self.add(shown, f"{obj}.{key}", f"role {d.role} on no VLAN: behind the CE it has no address",
                          f"give it 'vlan: one of {', '.join(self.p.vlans)}' (video for an endpoint)")
+
+    def province_level(self, shown: str, obj: str, site: schema.SiteFile) -> None:
+        """A province-level hall: the province's own code, no district, a DC firewall to route it."""
+        p = self.p
+        if site.district is not None:
+            self.add(shown, obj, "a province-level site belongs to no district", "remove 'district'")
+        if p.province.code is not None and site.code != f"{p.province.code:02d}":
+            self.add(shown, f"{obj}.code", f"{excerpt(site.code)} is not the province's code",
+                     f"write code: \"{p.province.code:02d}\" (the official code of {p.province.name})")
+        if not any(d.role == "firewall" for d in p.dc.devices.values()):
+            self.add(shown, obj, "a province-level site is routed by the DC firewall, and dc.devices has none",
+                     "add the DC firewall (role: firewall) to province.yml, or make the site a district or commune")
 
     def vc_refs(self, slugs: set[str]) -> None:
         p, shown = self.p, self.prov_shown
@@ -460,6 +484,8 @@ class _Rules:
             parent = site.district if site.level == "commune" else None
             for key, value in (("id", site.id), ("slug", site.slug), ("code", site.code),
                                ("circuit_id", site.circuit_id), ("name", (site.level, parent, site.name))):
+                if value is None or (key == "code" and site.level == "province"):
+                    continue  # halls share the province's code; a hall has no circuit of its own
                 if value in seen[key]:
                     what = f"name {site.name!r} at {site.level} level" + (f" in '{parent}'" if parent else "") \
                         if key == "name" else f"{key} {excerpt(value)}"
@@ -496,7 +522,12 @@ class _Rules:
             for key, dev in (site.devices or {}).items():
                 self.device(shown, f"{obj}.devices.{key}", dev, None)
             if site.devices is not None:
-                self.site_devices(shown, f"{obj}.devices", site.devices)
+                self.site_devices(shown, f"{obj}.devices", site.devices, site.level)
+            if site.level == "province":
+                self.province_level(shown, obj, site)
+            elif site.circuit_id is None:
+                self.add(shown, f"{obj}.circuit_id", "missing required field 'circuit_id'",
+                         "add 'circuit_id' (see docs/inventory.md)")
             for name, (key, _) in site_devices(site, p).items():
                 self.hostname(name, shown, f"{obj}.devices.{key}")
 

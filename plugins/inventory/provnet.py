@@ -65,15 +65,15 @@ class InventoryModule(BaseInventoryPlugin):
         from provnet.drivers.ssh import lab_key as _lab_key
 
         lab_key = _lab_key()
-        for level in ("dc", "districts", "communes"):
+        for level in ("dc", *selection.SITE_GROUPS):
             self.inventory.add_group(level)
         self.inventory.add_group("sites")
         # the province's facts once, on "all", not copied into each of 339 hosts
         for key, value in hostvars.province_vars(m).items():
             self.inventory.set_variable("all", key, value)
         self.inventory.set_variable("all", "ansible_user", m.credentials["admin_user"])
-        self.inventory.add_child("sites", "districts")
-        self.inventory.add_child("sites", "communes")
+        for group in selection.SITE_GROUPS:
+            self.inventory.add_child("sites", group)
         for dev in m.devices.values():
             try:
                 guard.check(dev.ansible_host, production=m.production, purpose=f"manage {dev.hostname} at")

@@ -319,9 +319,9 @@ class Plan:
 
 
 def group_names(dev: Device) -> list[str]:
-    """The groups plugins/inventory/provnet.py puts a device in (``sites`` holds districts and communes)."""
+    """The groups plugins/inventory/provnet.py puts a device in (``sites`` holds halls, districts and communes)."""
     names = list(selection.groups_of(dev))
-    if {"districts", "communes"} & set(names):
+    if set(selection.SITE_GROUPS) & set(names):
         names.append("sites")
     return names
 

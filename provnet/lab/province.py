@@ -31,7 +31,7 @@ from provnet.errors import ProvnetError
 from provnet.lab import image as lab_image
 from provnet.lab import kernel, node, sysctl
 from provnet.lab.paths import state_root
-from provnet.model import Device, Model
+from provnet.model import HALL_INTERFACE, Device, Model
 
 OOB_BRIDGE = "pvoob"
 CONTROLLER_IF = "pvctl0"
@@ -490,7 +490,23 @@ def prune(m: Model, names: list[str] | set[str] | tuple[str, ...]) -> tuple[list
         return [], "unchanged"
     keep = {d.hostname for d in m.nodes()}
     removed = remove([n for n in names if n not in keep])
+    if removed:
+        _unwire_halls(m)
     return removed, configure_pe(m) if removed else "unchanged"
+
+
+def _unwire_halls(m: Model) -> None:
+    """Delete the DC firewall's interfaces (stubs included) toward province-level halls no longer in ``m``."""
+    sd = lab_dir()
+    for dev in m.devices.values():
+        if dev.role != "firewall" or not node.is_running(dev.hostname, sd):
+            continue
+        ns = node.node(dev.hostname, sd).netns
+        wanted = {i.name for i in dev.interfaces}
+        for link in json.loads(_ip("-n", ns, "-j", "link", "show", check=False).stdout or "[]"):
+            name = str(link.get("ifname", ""))
+            if HALL_INTERFACE.match(name.removesuffix("p")) and name.removesuffix("p") not in wanted:
+                _ip("-n", ns, "link", "del", name, check=False)
 
 
 def leftovers() -> list[str]:

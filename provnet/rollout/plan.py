@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from provnet import hostvars, model, render, sot
 from provnet.errors import Problem, ProvnetError
-from provnet.model import Device, Model, Site
+from provnet.model import HALL_INTERFACE, Device, Interface, Model, Site
 
 Action = Literal["add", "retire"]
 
@@ -215,11 +215,16 @@ def _whole(m: Model, dev: Device, joining: bool) -> tuple[Change, ...]:
 
 def _check_stable(small: Model, big: Model) -> None:
     """Every site and device of both models keeps its id and addresses (the model's ids are stable)."""
+    def own(ifaces: tuple[Interface, ...]) -> tuple[Interface, ...]:
+        # the DC firewall gains (or loses) the interfaces of a hall that joins (or leaves): not a renumbering
+        return tuple(i for i in ifaces if not HALL_INTERFACE.match(i.name) or i.segment[4:].rsplit("-", 1)[0]
+                     in small.sites.keys() & big.sites.keys())
+
     bad = [f"site {slug}" for slug, s in small.sites.items() if big.sites.get(slug) != s]
     for host, d in small.devices.items():
         o = big.devices.get(host)
-        if o is None or (d.interfaces, d.loopback, d.asn, d.oob_address) != (o.interfaces, o.loopback, o.asn,
-                                                                              o.oob_address):
+        if o is None or (own(d.interfaces), d.loopback, d.asn, d.oob_address) != (own(o.interfaces), o.loopback,
+                                                                                  o.asn, o.oob_address):
             bad.append(f"device {host}")
     if bad:
         raise PlanError(f"{small.root}: the model renumbers {', '.join(bad[:5])}"
@@ -287,7 +292,7 @@ def plan(root: Path | str, add: list[str] | tuple[str, ...] = (), retire: list[s
     orders: tuple[WorkOrder, ...] = ()
     if with_sites.production:
         orders = tuple(_work_order(with_sites, with_sites.sites[s], "provision" if action == "add" else "cease")
-                       for s in slugs)
+                       for s in slugs if with_sites.sites[s].via_carrier)  # a hall needs no carrier
     else:
         from provnet.lab.province import pe_config
 

@@ -113,6 +113,16 @@ def _e(value: Any) -> str:
     return escape("" if value is None else str(value))
 
 
+def _uplink(site: dict[str, Any]) -> str:
+    """The circuit rows: a district's or commune's carrier circuit, or a province-level hall's DC uplink."""
+    if site.get("wan") is None:
+        return (f"<tr><td>Kênh truyền</td><td>điểm cầu cấp tỉnh, nối trực tiếp về Trung tâm dữ liệu "
+                f"(định tuyến tại {_e(site.get('router'))}, không qua kênh nhà mạng)</td></tr>")
+    return f"""<tr><td>Kênh truyền (mã mạch)</td><td>{_e(site['circuit_id'])}</td></tr>
+<tr><td>ASN / loopback</td><td>{_e(site['asn'])} / {_e(site['loopback'])}</td></tr>
+<tr><td>WAN /31</td><td>{_e(site['wan'])} (PE {_e(site['pe'])}, CE {_e(site['ce'])})</td></tr>"""
+
+
 def _evidence(step: dict[str, Any]) -> str:
     ev, n = step.get("evidence") or {}, step["number"]
     parts: list[str] = []
@@ -162,10 +172,8 @@ def html(rec: dict[str, Any]) -> str:
 <tr><td>Tên điểm cầu</td><td>{_e(site['name'])} ({_e(site['slug'])})</td></tr>
 <tr><td>Mã đơn vị hành chính / mã site</td><td>{_e(site['code'])} / {_e(site['id'])}</td></tr>
 <tr><td>Đơn vị cấp trên</td><td>{_e(site['district'])}</td></tr>
-<tr><td>Kênh truyền (mã mạch)</td><td>{_e(site['circuit_id'])}</td></tr>
+{_uplink(site)}
 <tr><td>Người liên hệ</td><td>{_e(site['contact']['name'])} — {_e(site['contact']['phone'])}</td></tr>
-<tr><td>ASN / loopback</td><td>{_e(site['asn'])} / {_e(site['loopback'])}</td></tr>
-<tr><td>WAN /31</td><td>{_e(site['wan'])} (PE {_e(site['pe'])}, CE {_e(site['ce'])})</td></tr>
 <tr><td>VLAN</td><td>{_e(lans)}</td></tr>
 <tr><td>Thiết bị</td><td>{_e('; '.join(f"{d['hostname']} ({d['role']}) quản lý {d['management']}" for d in site['devices']))}</td></tr>
 <tr><td>Tài khoản SIP</td><td>{_e(', '.join(f"{a['aor']} (số nội bộ {a['extension']})" for a in site['sip_accounts']))}</td></tr>

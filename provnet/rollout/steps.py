@@ -145,7 +145,7 @@ def step_lab(ctx: Context) -> dict[str, Any]:
     running = province.running_inventory()
     if running is not None and running not in province.family(m):
         raise StepFailed(f"the running lab is {running}'s, not {ctx.shown}'s (nor its base's)")
-    new_ce = {str(m.sites[s].wan_ce.ip) for s in ctx.slugs}
+    new_ce = {str(m.sites[s].wan_ce.ip) for s in ctx.slugs if m.sites[s].wan_ce is not None}
     before = province.pe_sessions(m)
     was_up = {r.name for r in province.status() if r.state == "running"}
     province.up(m)
@@ -190,6 +190,8 @@ def _bgp(ctx: Context) -> list[dict[str, Any]]:
     out = []
     for s in ctx.slugs:
         site = ctx.model.sites[s]
+        if site.wan_ce is None:
+            continue  # a province-level hall: no BGP, the DC firewall routes it
         peer = sessions.get(str(site.wan_ce.ip), {})
         out.append({"site": s, "peer": str(site.wan_ce.ip), "asn": site.asn, "state": peer.get("state"),
                     "prefixes_received": peer.get("prefixes"), "prefixes_announced": [str(x) for x in site.prefixes]})

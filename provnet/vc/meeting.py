@@ -23,7 +23,7 @@ from provnet.vc import readiness
 from provnet.vc.bridge import IN_FLIGHT, Bridge, BridgeError, Participant
 
 KIND = "vc-meeting"
-TIERS = ("chair", "district", "commune")
+TIERS = ("chair", "province", "district", "commune")
 POLL_S = 0.5
 RETRY_BACKOFF_S = 2.0
 
@@ -37,7 +37,7 @@ class Template:
     name: str
     title: str
     chair: str | None
-    members: tuple[tuple[str, str], ...]  # (site slug, tier), chair first, then districts, then communes
+    members: tuple[tuple[str, str], ...]  # (site slug, tier), chair first, then halls, districts, communes
 
     def sites(self) -> list[str]:
         return [slug for slug, _ in self.members]
@@ -53,8 +53,8 @@ def templates(m: Model) -> dict[str, Template]:
     def build(name: str, title: str, chair: str | None, others: list[str]) -> Template:
         members: list[tuple[str, str]] = [(chair, "chair")] if chair else []
         rest = [s for s in others if s != chair]
-        members += [(s, "district") for s in order([s for s in rest if m.sites[s].level == "district"])]
-        members += [(s, "commune") for s in order([s for s in rest if m.sites[s].level != "district"])]
+        for tier in TIERS[1:]:  # a site's tier is its level
+            members += [(s, tier) for s in order([s for s in rest if m.sites[s].level == tier])]
         return Template(name, title, chair, tuple(members))
 
     out["toan-tinh"] = build("toan-tinh", f"Họp trực tuyến toàn tỉnh {m.name}", m.vc.chair, list(m.sites))

@@ -7,7 +7,8 @@ Where each layer is measured from, and why:
   (loopback and VLANs) as a selected BGP route — judged from the DC side, because in
   production management is in-band and a site whose WAN is down cannot be asked. When
   the CE answers on management, its ``get_bgp_neighbors`` says what the eBGP session to
-  the PE is doing (or that FRR is not running).
+  the PE is doing (or that FRR is not running). A province-level hall has no circuit: its VLANs
+  must be in that table as static routes through the DC firewall.
 - ``router``: TCP 22 on the CE's management address (``ansible_host``) accepts a connection.
 - ``endpoint-host``: ``ping`` from the bridge host (over SSH): the CE firewall lets only
   the registrar and the bridge reach the video VLAN, so that is where the DC looks from.
@@ -41,7 +42,7 @@ from provnet import guard
 from provnet.drivers.base import DriverError
 from provnet.drivers.ssh import SSH, ChannelRefused, ConnectError, Result, lab_key
 from provnet.errors import ProvnetError
-from provnet.model import Model
+from provnet.model import Model, Site
 from provnet.vc import kamailio, media as vcmedia, remote, sip
 from provnet.vc.remote import listening_ports
 from provnet.vc.readiness import Endpoint, LayerResult, thresholds
@@ -80,10 +81,10 @@ def tcp_open(address: str, port: int, timeout: float = TCP_TIMEOUT, production: 
         return False, round((time.perf_counter() - t0) * 1000, 2), exc.strerror or str(exc)
 
 
-def missing_prefixes(rib: dict[str, list[dict[str, Any]]], prefixes: list[str]) -> list[str]:
-    """Prefixes without a selected BGP route in a ``get_route_table`` answer."""
+def missing_prefixes(rib: dict[str, list[dict[str, Any]]], prefixes: list[str], protocol: str = "bgp") -> list[str]:
+    """Prefixes without a selected route of ``protocol`` in a ``get_route_table`` answer."""
     return [p for p in prefixes
-            if not any(r.get("protocol") == "bgp" and r.get("selected") for r in rib.get(p, []))]
+            if not any(r.get("protocol") == protocol and r.get("selected") for r in rib.get(p, []))]
 
 
 def bgp_state(neighbors: dict[str, Any], peer: str) -> tuple[str, dict[str, Any]]:
@@ -319,13 +320,15 @@ class LabProbes:
         from provnet.engine import device
 
         site = self.m.sites[ep.site]
-        # The CE's loopback proves the circuit and the eBGP session; a missing LAN prefix (a VLAN
-        # whose only host is down) is the endpoint-host layer's finding, not the WAN's.
-        prefixes = [str(site.prefixes[0])]  # the model's announced prefixes start with the loopback
         rib, error = self._route_table()
         if rib is None:
             return LayerResult(False, f"cannot read {self.core}'s routing table ({error}) — the WAN cannot be "
                                       "judged from the DC")
+        if not site.via_carrier:
+            return self._hall_uplink(site, rib)
+        # The CE's loopback proves the circuit and the eBGP session; a missing LAN prefix (a VLAN
+        # whose only host is down) is the endpoint-host layer's finding, not the WAN's.
+        prefixes = [str(site.prefixes[0])]  # the model's announced prefixes start with the loopback
         missing = missing_prefixes(rib, prefixes)
         figures: dict[str, Any] = {"prefixes": len(prefixes), "missing": len(missing)}
         peer = str(site.wan_pe.ip)
@@ -353,6 +356,17 @@ class LabProbes:
         if state is not None and state != "Established":
             return LayerResult(False, f"{ce_note} although {self.core} still holds the site's routes "
                                       f"(withdrawal pending?) — {where}", figures)
+        return LayerResult(True, "", figures)
+
+    def _hall_uplink(self, site: Site, rib: dict[str, list[dict[str, Any]]]) -> LayerResult:
+        """A province-level hall has no circuit: the core routes its VLANs to the DC firewall (static)."""
+        prefixes = [str(p) for p in site.prefixes]
+        missing = missing_prefixes(rib, prefixes, "static")
+        figures: dict[str, Any] = {"prefixes": len(prefixes), "missing": len(missing), "via": site.router,
+                                   "note": "province-level site: reached from the DC, no carrier circuit"}
+        if missing:
+            return LayerResult(False, f"{self.core} has no static route to {', '.join(missing)} through "
+                                      f"{site.router} (the hall's VLANs) — converge {self.core} (site.yml)", figures)
         return LayerResult(True, "", figures)
 
     def router(self, ep: Endpoint) -> LayerResult:

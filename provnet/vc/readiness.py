@@ -3,8 +3,9 @@
 Layers, bottom to top (each depends on every one before it):
 
 1. ``wan`` — the site's prefixes are in the DC core's routing table (learnt over BGP,
-   through the carrier), and the CE reports its eBGP session to the PE when it can be asked;
-2. ``router`` — the CE answers on management;
+   through the carrier), and the CE reports its eBGP session to the PE when it can be asked
+   (a province-level hall has no circuit: its VLANs are static routes through the DC firewall);
+2. ``router`` — the CE answers on management (a hall has none: the DC firewall is its router);
 3. ``endpoint-host`` — the endpoint answers from the DC over the data network;
 4. ``registration`` — its AOR is registered at the registrar (User-Agent, keepalive RTT);
 5. ``signalling`` — it answers SIP OPTIONS from the DC;
@@ -32,6 +33,7 @@ LAYERS: tuple[str, ...] = ("wan", "router", "endpoint-host", "registration", "si
 READY, NOT_READY, DEGRADED = "ready", "not ready", "degraded"
 KIND = "vc-readiness"  # the history store's run kind
 DEFAULT_WORKERS = 32
+LEVEL_ORDER = ("province", "district", "commune")  # how scopes list sites
 DEFAULT_MEDIA_SLOTS = 4
 
 #: Media thresholds: above ``degraded_*`` the endpoint is flagged degraded, above ``max_*``
@@ -160,7 +162,7 @@ def endpoint_of(m: Model, hostname: str) -> Endpoint:
 
 
 def endpoints(m: Model, kind: str, slug: str | None = None) -> list[Endpoint]:
-    """Every endpoint in a scope, districts first then communes, by site id."""
+    """Every endpoint in a scope, province-level halls first, then districts, then communes, by site id."""
     wanted = (slug or "").split(",")
     if kind == "district":
         if slug not in m.sites or m.sites[slug].level != "district":
@@ -181,7 +183,7 @@ def endpoints(m: Model, kind: str, slug: str | None = None) -> list[Endpoint]:
         if kind == "site" and dev.site not in wanted:
             continue
         chosen.append(dev)
-    chosen.sort(key=lambda d: (m.sites[d.site].level != "district", m.sites[d.site].id, d.hostname))  # type: ignore[index]
+    chosen.sort(key=lambda d: (LEVEL_ORDER.index(m.sites[d.site].level), m.sites[d.site].id, d.hostname))  # type: ignore[index]
     return [endpoint_of(m, d.hostname) for d in chosen]
 
 

@@ -29,3 +29,12 @@ def root_run(h: Any, command: str) -> Any:
     if not _IS_ROOT[key]:
         command = "sudo -n sh -c " + shlex.quote(command)
     return h.run(command)
+
+
+def tcp_probe(h: Any, address: str, port: int, source: str | None = None) -> str:
+    """open | refused | dropped — a real TCP connection attempt from the node ``h``."""
+    bind = f"s.bind(('{source}',0));" if source else ""
+    res = root_run(h, "timeout 4 python3 -c \"import socket,sys;s=socket.socket();s.settimeout(3);" + bind +
+                   f"r=s.connect_ex(('{address}',{port}));print(r)\"")
+    code = res.stdout.strip()
+    return {"0": "open", "111": "refused"}.get(code, "dropped")

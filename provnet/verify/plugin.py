@@ -33,6 +33,7 @@ def expect(condition: bool, what: str, expected: Any, observed: Any) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "layer(name, order): the site layer a check belongs to")
     config.addinivalue_line("markers", "roles(*roles): the device roles a check runs on")
+    config.addinivalue_line("markers", "levels(*levels): the device levels a check runs on (province, commune, …)")
 
 
 @pytest.hookimpl(hookwrapper=True)

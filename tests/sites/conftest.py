@@ -43,7 +43,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     m = _model(config.getoption("--provnet-inventory"))
     chosen = selection.select(m, config.getoption("--provnet-limit") or None)
     roles = metafunc.definition.get_closest_marker("roles")
-    hosts = [h for h in chosen if roles is None or m.devices[h].role in roles.args]
+    levels = metafunc.definition.get_closest_marker("levels")
+    hosts = [h for h in chosen if (roles is None or m.devices[h].role in roles.args)
+             and (levels is None or m.devices[h].level in levels.args)]
     metafunc.parametrize("hostname", [pytest.param(h, marks=pytest.mark.xdist_group(h)) for h in hosts], ids=hosts)
 
 

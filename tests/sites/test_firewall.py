@@ -9,18 +9,9 @@ import pytest
 from provnet import model, render
 from provnet.verify.plugin import expect
 
-from provnet.verify.hosts import root_run
+from provnet.verify.hosts import tcp_probe
 
 pytestmark = pytest.mark.roles("ce")
-
-
-def tcp_probe(h: Any, address: str, port: int, source: str | None = None) -> str:
-    """open | refused | dropped — from a node, with real packets."""
-    bind = f"s.bind(('{source}',0));" if source else ""
-    res = root_run(h, "timeout 4 python3 -c \"import socket,sys;s=socket.socket();s.settimeout(3);" + bind +
-                   f"r=s.connect_ex(('{address}',{port}));print(r)\"")
-    code = res.stdout.strip()
-    return {"0": "open", "111": "refused"}.get(code, "dropped")
 
 
 @pytest.mark.layer("firewall", 0)

@@ -161,7 +161,8 @@ def test_silent_sites_and_hosts(lab: model.Model) -> None:
     assert host(v, "chi-lang-ce").last_received == datetime(2026, 12, 2, 18, 0, tzinfo=timezone.utc)
     assert not site(v, "chi-lang").silent
     assert site(v, "quan-son").silent and site(v, "quan-son").last_received is None  # never heard of
-    assert {s.site for s in v.silent_sites} == {"huyen-cao-loc", "huyen-chi-lang", "cao-loc", "quan-son"}
+    # the hall (ubnd-tinh) is in the model but not in the recording: silent too
+    assert {s.site for s in v.silent_sites} == {"huyen-cao-loc", "huyen-chi-lang", "cao-loc", "quan-son", "ubnd-tinh"}
     assert v.sites[0].silent  # silent sites come first
     dc = site(v, None)
     assert dc.name == report.NO_SITE and not dc.silent
@@ -438,7 +439,8 @@ def test_the_markdown_and_json_sections(lab: model.Model) -> None:
     assert "- 2026-12-02 09:15:42 (giờ VN) `dong-dang-ce` (Xã Đồng Đăng) frr: user=netops" in md
     assert md.index("## Giám sát") < md.index("## Các phát hiện")
     data = json.loads(report.as_json_text(rep))["soc"]
-    assert data["summary"] == {"sites": 7, "silent_sites": ["huyen-cao-loc", "huyen-chi-lang", "cao-loc", "quan-son"],
+    assert data["summary"] == {"sites": 8, "silent_sites": ["huyen-cao-loc", "huyen-chi-lang", "cao-loc", "quan-son",
+                                                            "ubnd-tinh"],
                                "failed_logins": 8, "drops": 45, "commits": 2, "truncated": True}
     dd = next(s for s in data["sites"] if s["site"] == "dong-dang")
     assert dd["name"] == "Xã Đồng Đăng" and dd["silent_hosts"] == ["dong-dang-vc"] and dd["failed_logins"] == 6

@@ -52,22 +52,22 @@ def test_add_an_official_commune(inv: Path) -> None:
     result = _run("add", "--official", NEW, "--district", "huyen-cao-loc", "-i", str(inv), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["ok"] and data["written"] and data["next_id"] == 8
+    assert data["ok"] and data["written"] and data["next_id"] == 9
     assert data["file"] == f"{inv}/sites/mau-son.yml"
 
     text = (inv / "sites" / "mau-son.yml").read_text(encoding="utf-8")
     assert text.startswith("# Added on ") and "Xã Mẫu Sơn (06541) of Tỉnh Lạng Sơn (20)" in text.splitlines()[0]
-    for line in ("id: 7", 'code: "06541"', "name: Xã Mẫu Sơn", "slug: mau-son", "level: commune", "kind: xa",
+    for line in ("id: 8", 'code: "06541"', "name: Xã Mẫu Sơn", "slug: mau-son", "level: commune", "kind: xa",
                  "district: huyen-cao-loc", "circuit_id: PENDING-06541"):
         assert line in text.splitlines()
     ledger = (inv / "ids.yml").read_text(encoding="utf-8")
-    assert "next_id: 8" in ledger.splitlines()
+    assert "next_id: 9" in ledger.splitlines()
 
     m = model.load(inv)  # still valid, with the new site
     site = m.sites["mau-son"]
-    assert (site.id, site.code, site.district) == (7, "06541", "huyen-cao-loc")
+    assert (site.id, site.code, site.district) == (8, "06541", "huyen-cao-loc")
     got = data["site"]
-    assert got["asn"] == site.asn == 4200020007
+    assert got["asn"] == site.asn == 4200020008
     assert (got["loopback"], got["wan"], got["pe"], got["ce"]) == \
         (str(site.loopback), str(site.wan), str(site.wan_pe.ip), str(site.wan_ce.ip))
     assert got["lans"] == {n: {"vlan": l.vlan, "subnet": str(l.subnet), "gateway": str(l.gateway.ip)}
@@ -76,7 +76,7 @@ def test_add_an_official_commune(inv: Path) -> None:
         d = m.devices[dev["hostname"]]
         assert dev["interfaces"] == {i.name: str(i.address) for i in d.interfaces}
         assert dev["oob"] == str(d.oob_address)
-    assert got["sip_accounts"] == [{"aor": "sip:mau-son@vc.langson.lab", "extension": "10007"}]
+    assert got["sip_accounts"] == [{"aor": "sip:mau-son@vc.langson.lab", "extension": "10008"}]
     assert [p["obj"] for p in data["pending"]] == ["site 'mau-son'.circuit_id", "site 'mau-son'.contact.phone"]
     for slug in ("cao-loc", "dong-dang", "quan-son"):  # adding a site moves no other
         assert m.sites[slug].loopback == model.load(LAB).sites[slug].loopback
@@ -104,8 +104,8 @@ def test_add_by_hand_a_district_and_a_commune_under_it(inv: Path) -> None:
     commune = _run("add", "--official", "Xã Na Sầm", "--district", "huyen-van-lang", "-i", str(inv), "--json")
     assert commune.exit_code == 0, commune.output
     m = model.load(inv)
-    assert (m.sites["huyen-van-lang"].id, m.sites["na-sam"].id, m.sites["na-sam"].district) == (7, 8, "huyen-van-lang")
-    assert m.source.ids is not None and m.source.ids.next_id == 9
+    assert (m.sites["huyen-van-lang"].id, m.sites["na-sam"].id, m.sites["na-sam"].district) == (8, 9, "huyen-van-lang")
+    assert m.source.ids is not None and m.source.ids.next_id == 10
 
 
 def test_dry_run_writes_nothing(inv: Path) -> None:
@@ -144,7 +144,7 @@ def test_bad_input_is_refused_before_anything_is_written(inv: Path, args: list[s
 
 def test_exhausted_pools_are_refused(inv: Path) -> None:
     _edit(inv / "province.yml", "loopback: 198.18.0.0/24", "loopback: 198.18.0.0/29")  # ids 0..7
-    (inv / "ids.yml").write_text('next_id: 8\nretired:\n- {id: 7, code: "06253", slug: van-quan, name: Xã Văn Quan, '
+    (inv / "ids.yml").write_text('next_id: 9\nretired:\n- {id: 8, code: "06253", slug: van-quan, name: Xã Văn Quan, '
                                  'retired_on: "2025-07-01"}\n', encoding="utf-8")
     assert model.load(inv)
     before = _tree(inv)
@@ -153,20 +153,20 @@ def test_exhausted_pools_are_refused(inv: Path) -> None:
     data = json.loads(result.stdout)
     [problem] = data["problems"]
     assert problem["file"] == f"{inv}/province.yml" and problem["obj"] == "pools.loopback"
-    assert "holds 8 loopbacks (ids 0..7) but the highest site id is 8" in problem["message"]
+    assert "holds 8 loopbacks (ids 0..7) but the highest site id is 9" in problem["message"]
     assert "nothing was written" in data["error"]
     assert _tree(inv) == before
 
 
 def test_a_retired_slug_is_not_reused(inv: Path) -> None:
-    (inv / "ids.yml").write_text('next_id: 8\nretired:\n- {id: 7, code: "06541", slug: mau-son, name: Xã Mẫu Sơn, '
+    (inv / "ids.yml").write_text('next_id: 9\nretired:\n- {id: 8, code: "06541", slug: mau-son, name: Xã Mẫu Sơn, '
                                  'retired_on: "2025-07-01"}\n', encoding="utf-8")
     result = _run("add", "--official", NEW, "-i", str(inv))
     assert result.exit_code == 2
-    assert "slug 'mau-son': was the slug of id 7, retired on 2025-07-01" in result.stderr
+    assert "slug 'mau-son': was the slug of id 8, retired on 2025-07-01" in result.stderr
     assert "--slug xa-mau-son" in result.stderr
     ok = _run("add", "--official", NEW, "--slug", "xa-mau-son", "-i", str(inv), "--json")
-    assert ok.exit_code == 0 and json.loads(ok.stdout)["site"]["id"] == 8  # never the retired 7
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["site"]["id"] == 9  # never the retired 8
 
 
 def test_a_duplicate_circuit_is_a_validation_problem(inv: Path) -> None:
@@ -234,7 +234,7 @@ def test_retire_refused_while_a_recorder_then_allowed(inv: Path) -> None:
     assert retired.startswith("# Retired on 2025-07-01") and (LAB / "sites" / "chi-lang.yml").read_text() in retired
     m = model.load(inv)
     assert "chi-lang" not in m.sites and m.source.ids is not None
-    assert m.source.ids.next_id == 7
+    assert m.source.ids.next_id == 8
     assert [(r.id, r.slug, r.retired_on) for r in m.source.ids.retired] == [(chi_lang.id, "chi-lang", "2025-07-01")]
 
     # validation refuses the retired id; a new site takes the next one
@@ -246,7 +246,7 @@ def test_retire_refused_while_a_recorder_then_allowed(inv: Path) -> None:
         model.load(inv)
     (inv / "sites" / "reuse.yml").unlink()
     added = _run("add", "--official", NEW, "-i", str(inv), "--json")
-    assert added.exit_code == 0 and json.loads(added.stdout)["site"]["id"] == 7
+    assert added.exit_code == 0 and json.loads(added.stdout)["site"]["id"] == 8
 
 
 def test_a_retire_whose_push_fails_puts_the_site_back(inv: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -280,7 +280,24 @@ def test_retire_refused_while_the_chair_or_a_meeting_names_it(inv: Path) -> None
     result = _run("retire", "dong-dang", "-i", str(inv), "--json")
     assert result.exit_code == 2
     objs = {p["obj"] for p in json.loads(result.stdout)["problems"]}
-    assert objs == {"vc.chair", "vc.meetings.bien-gioi.sites"}
+    assert objs == {"vc.meetings.bien-gioi.sites"}
+    chair = _run("retire", "ubnd-tinh", "-i", str(inv), "--json")
+    assert chair.exit_code == 2
+    assert {p["obj"] for p in json.loads(chair.stdout)["problems"]} == {"vc.chair"}
+
+
+def test_retire_a_province_level_hall(inv: Path) -> None:
+    """A hall's retire takes its VLANs off the DC firewall and the core's routes, and its registrar account."""
+    _edit(inv / "province.yml", "chair: ubnd-tinh", "chair: dong-dang")
+    result = _run("retire", "ubnd-tinh", "--date", "2026-12-04", "-i", str(inv), "--no-push", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    changed = {d["hostname"] for d in data["plan"]["devices"]}
+    assert {"dc-fw", "dc-core", "dc-sip", "ubnd-tinh-vc"} <= changed
+    assert data["pe_neighbour"] is None and data["reserved"]["wan"] is None and data["reserved"]["id"] == 7
+    assert data["dc_hosts"] == ["dc-core", "dc-fw", "dc-sip"]
+    assert "ubnd-tinh" not in model.load(inv).sites
+    assert not any(i.name.startswith("h7v") for i in model.load(inv).devices["dc-fw"].interfaces)
 
 
 def test_retire_refused_for_a_district_with_communes(inv: Path) -> None:

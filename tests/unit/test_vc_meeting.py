@@ -48,8 +48,9 @@ def m() -> model.Model:
 
 def test_toan_tinh_is_chair_then_districts_then_communes(m: model.Model) -> None:
     t = meeting.template(m, "toan-tinh")
-    assert t.chair == "dong-dang"
-    assert t.members[0] == ("dong-dang", "chair")
+    assert t.chair == "ubnd-tinh" and m.sites["ubnd-tinh"].level == "province"  # chaired from the hall
+    assert t.members[0] == ("ubnd-tinh", "chair")
+    assert [s for s, tier in t.members if tier == "district"] == ["huyen-cao-loc", "huyen-chi-lang"]
     tiers = [tier for _, tier in t.members]
     assert tiers == sorted(tiers, key=meeting.TIERS.index)
     assert set(t.sites()) == set(m.sites)  # every site once
@@ -101,7 +102,8 @@ def test_only_recorder_endpoints_record_their_calls(m: model.Model) -> None:
 def test_the_chair_endpoint_plays_its_own_tone(m: model.Model) -> None:
     from provnet import hostvars
 
-    assert hostvars.device_vars(m, m.devices["dong-dang-vc"])["provnet_vc"]["tone_hz"] == m.vc.chair_tone_hz
+    assert hostvars.device_vars(m, m.devices["ubnd-tinh-vc"])["provnet_vc"]["tone_hz"] == m.vc.chair_tone_hz
+    assert hostvars.device_vars(m, m.devices["dong-dang-vc"])["provnet_vc"]["tone_hz"] == m.vc.tone_hz
     assert hostvars.device_vars(m, m.devices["chi-lang-vc"])["provnet_vc"]["tone_hz"] == m.vc.tone_hz
     assert m.vc.chair_tone_hz != m.vc.tone_hz
 

@@ -117,6 +117,26 @@ def test_wan_judged_from_the_dc_side_when_the_ce_is_unreachable(m: model.Model,
     assert asked == [("dc-core", "get_route_table")]  # read once per run
 
 
+def test_a_halls_wan_is_the_cores_static_routes_to_the_dc_firewall(m: model.Model,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A province-level hall has no CE and no circuit: its VLANs must be static routes at the core; BGP
+    routes for them do not count, and no CE is asked."""
+    from provnet.engine import device
+
+    hall = m.sites["ubnd-tinh"]
+    rib: dict[str, Any] = {str(p): [{"protocol": "static", "selected": True}] for p in hall.prefixes}
+    monkeypatch.setattr(device, "get", lambda c, h, g: rib if (h, g) == ("dc-core", "get_route_table") else 1 / 0)
+    monkeypatch.setattr(probes, "tcp_open", lambda *a, **k: 1 / 0)
+    ok = lab(m).wan(site_ep(m, "ubnd-tinh"))
+    assert ok.ok and ok.figures["via"] == "dc-fw" and ok.figures["prefixes"] == 3
+    video = str(hall.lans["video"].subnet)
+    rib[video] = [{"protocol": "bgp", "selected": True}]
+    bad = lab(m).wan(site_ep(m, "ubnd-tinh"))
+    assert not bad.ok and bad.reason == f"dc-core has no static route to {video} through dc-fw (the hall's VLANs) " \
+                                        "— converge dc-core (site.yml)"
+    assert lab(m).router(site_ep(m, "ubnd-tinh")).ok
+
+
 def test_wan_names_the_ce_bgp_state_when_the_ce_answers(m: model.Model, monkeypatch: pytest.MonkeyPatch) -> None:
     from provnet.engine import device
 

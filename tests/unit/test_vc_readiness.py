@@ -188,7 +188,9 @@ def test_explicit_media_slots_override_the_probe() -> None:
 
 
 def test_scopes_select_endpoints_from_the_model(m: model.Model) -> None:
-    assert len(readiness.endpoints(m, "province")) == 6
+    province = readiness.endpoints(m, "province")
+    assert len(province) == 7 and province[0].site == "ubnd-tinh"   # the province-level hall first
+    assert (province[0].level, province[0].ce, province[0].district) == ("province", None, None)
     district = readiness.endpoints(m, "district", "huyen-cao-loc")
     assert [e.site for e in district] == ["huyen-cao-loc", "dong-dang", "cao-loc"]  # the district's own first
     [one] = readiness.endpoints(m, "site", "dong-dang")
@@ -267,7 +269,7 @@ def test_cli_json_exit_code_and_compare_last(monkeypatch: pytest.MonkeyPatch, tm
     ok = _cli(monkeypatch, FakeProbes(), "--json")
     assert ok.exit_code == 0, ok.output
     data = json.loads(ok.stdout)
-    assert data["summary"]["ready"] == 6 and data["ready"] and data["run_id"] == 1
+    assert data["summary"]["ready"] == 7 and data["ready"] and data["run_id"] == 1
     assert data["started_local"].endswith("(giờ VN)")
     broken = FakeProbes(fail={"cao-loc-vc": ("signalling", "no answer to SIP OPTIONS")})
     bad = _cli(monkeypatch, broken, "--json", "--compare-last")
