@@ -226,6 +226,19 @@ class Store:
         args.append(n)
         return [self._run(r) for r in self.conn.execute(sql, args).fetchall()]
 
+    def last_run_covering(self, kind: str, subjects: list[str], inventory: str | None = None) -> Run | None:
+        """The newest finished run of a kind whose scope (a comma-separated list) names every subject."""
+        sql = "SELECT * FROM runs WHERE kind = ? AND finished_at IS NOT NULL"
+        args: list[Any] = [kind]
+        if inventory is not None:
+            sql += " AND inventory = ?"
+            args.append(inventory)
+        wanted = set(subjects)
+        for row in self.conn.execute(sql + " ORDER BY id DESC", args):
+            if wanted <= set(row["scope"].split(",")):
+                return self._run(row)
+        return None
+
     def results(self, run_id: int) -> list[Result]:
         rows = self.conn.execute("SELECT * FROM results WHERE run_id = ? ORDER BY subject", (run_id,)).fetchall()
         return [Result(r["run_id"], r["subject"], r["verdict"], r["layer"], r["reason"],

@@ -306,15 +306,26 @@ def wait_ssh(address: str, timeout: float) -> bool:
 
 
 def family(m: Model) -> set[str]:
-    """The inventories whose lab this model may join: its own folder and, for an overlay, its base."""
-    root = m.root.resolve()
-    out = {str(root)}
-    try:
-        raw = yaml.safe_load((root / "province.yml").read_text(encoding="utf-8")) or {}
-    except OSError:
-        return out
-    if isinstance(raw.get("base"), str):
-        out.add(str((root / raw["base"]).resolve()))
+    """The inventories whose lab this model may join: its own folder and, for an overlay, its base — and
+    the base's base, for an overlay of an overlay (a rollout into a copy that is itself an overlay)."""
+    from provnet.rollout.overlay import OVERLAY_OF
+
+    out: set[str] = set()
+    todo = [m.root.resolve()]
+    while todo:
+        root = todo.pop()
+        if str(root) in out:
+            continue
+        out.add(str(root))
+        try:
+            raw = yaml.safe_load((root / "province.yml").read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError):
+            raw = {}
+        if isinstance(raw, dict) and isinstance(raw.get("base"), str):
+            todo.append((root / raw["base"]).resolve())
+        made_of = root / OVERLAY_OF
+        if made_of.is_file():
+            todo.append(Path(made_of.read_text(encoding="utf-8").strip()).resolve())
     return out
 
 

@@ -17,6 +17,8 @@ import yaml
 
 from provnet import sot
 
+OVERLAY_OF = ".provnet-overlay-of"   # hidden: Ansible's inventory loader skips dot files
+
 
 def _province_text(root: Path) -> str:
     """``base:`` the original; an original that is itself an overlay is flattened one level (sot reads one)."""
@@ -77,6 +79,9 @@ def build(original: Path | str, dest: Path | str, exclude: set[str] | frozenset[
     if (sroot / sot.IDS_FILE).is_file():
         (dest / sot.IDS_FILE).write_text(_ledger(sroot, exclude), encoding="utf-8")
     (dest / "provnet.yml").write_text("plugin: provnet\n", encoding="utf-8")
+    # base: is flattened (sot reads one level), so the overlay also names what it was made of: an overlay
+    # of an overlay still joins the lab its original runs (provnet.lab.province.family)
+    (dest / OVERLAY_OF).write_text(f"{original}\n", encoding="utf-8")
     return dest
 
 

@@ -80,11 +80,13 @@ def save_waves(summary: dict[str, Any], store_path: Path | None = None) -> dict[
 
 
 def last(slugs: list[str] | str, inventory: str | None = None, store_path: Path | None = None) -> dict[str, Any] | None:
-    """The last record of these sites (None: never rolled out)."""
-    scope = slugs if isinstance(slugs, str) else ",".join(slugs)
+    """The last record of these sites (None: never rolled out): a record of exactly them, else the newest
+    record that holds them all — a site rolled out in a wave is in its wave's record."""
+    names = slugs.split(",") if isinstance(slugs, str) else list(slugs)
     with history.open_store(store_path) as store:
-        runs = store.last_runs(KIND, scope, n=1, inventory=inventory)
-        return runs[0].summary if runs else None
+        runs = store.last_runs(KIND, ",".join(names), n=1, inventory=inventory)
+        run = runs[0] if runs else store.last_run_covering(KIND, names, inventory=inventory)
+        return run.summary if run else None
 
 
 # ---------------------------------------------------------------- the printable page

@@ -133,6 +133,9 @@ def test_rollout_overlay_is_thanhhoa_lab_flattened(tmp_path: Path) -> None:
     assert all(p.is_symlink() for p in (dest / "sites").iterdir()) and len(b.sites) == len(a.sites)
     wave = overlay.build(dest, tmp_path / "wave-1", exclude={next(iter(b.sites))})
     assert str(dest.resolve()) in province.family(model.load(wave))
+    # an overlay of that overlay (its base: flattened to dest) still names the overlay it was made of
+    again = overlay.build(wave, tmp_path / "wave-2")
+    assert {str(dest.resolve()), str(wave.resolve())} <= province.family(model.load(again))
 
 
 def test_rollout_communes_are_new_and_ready(tmp_path: Path) -> None:
