@@ -69,8 +69,10 @@ def site_add(
     name: Optional[str] = typer.Option(None, "--name", help="By hand: the name with its type word, "
                                        "e.g. 'Huyện Cao Lộc'."),
     kind: Optional[str] = typer.Option(None, "--kind", help="By hand: xa, phuong, thi_tran, dac_khu (a commune); "
-                                       "huyen, thi_xa, thanh_pho, quan, khu_vuc (a district)."),
-    code: Optional[str] = typer.Option(None, "--code", help="By hand: the official administrative code (digits)."),
+                                       "huyen, thi_xa, thanh_pho, quan, khu_vuc (a district); ubnd_tinh, tinh_uy, "
+                                       "hdnd_tinh, so_nganh (a province-level hall, reached from the DC)."),
+    code: Optional[str] = typer.Option(None, "--code", help="By hand: the official administrative code (digits; "
+                                       "a hall: the province's, the default)."),
     district: Optional[str] = typer.Option(None, "--district", help="Parent district: the slug of a site of "
                                            "level district."),
     slug: Optional[str] = typer.Option(None, "--slug", help="Another slug than the one derived from the name."),
@@ -83,7 +85,7 @@ def site_add(
     inventory: Optional[Path] = InventoryOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Add a commune, ward or district: write sites/<slug>.yml and update ids.yml.
+    """Add a commune, ward, district or province-level hall: write sites/<slug>.yml and update ids.yml.
 
     The site comes from the official data (--official: the vietnam-provinces package, 2025
     structure, in the inventory's province.code) or is given by hand (--name, --kind, --code).

@@ -42,6 +42,7 @@ from provnet.slug import fold, site_slug, strip_type, unique_slugs
 PENDING_CIRCUIT = "PENDING-"          # the importer's circuit placeholder: PENDING-<code>
 PENDING_PHONE = importer.PLACEHOLDER_PHONE
 DISTRICT_KINDS = ("huyen", "thi_xa", "thanh_pho", "quan", "khu_vuc")   # schema.SITE_KINDS of level district
+HALL_KINDS = ("ubnd_tinh", "tinh_uy", "hdnd_tinh", "so_nganh")            # schema.SITE_KINDS of level province
 # a commune kind's type word, as the official data writes it (slugs strip it, or prefix it on a clash)
 _TYPE_WORDS = {"xa": "xã", "phuong": "phường", "thi_tran": "thị trấn", "dac_khu": "đặc khu"}
 MAX_SUGGESTIONS = 8
@@ -253,7 +254,7 @@ class AddPlan:
 
 
 def _kind_level(kind: str) -> str:
-    return "district" if kind in DISTRICT_KINDS else "commune"
+    return "district" if kind in DISTRICT_KINDS else "province" if kind in HALL_KINDS else "commune"
 
 
 def plan_add(root: Path | str, *, official: str | None = None, name: str | None = None,
@@ -279,9 +280,15 @@ def plan_add(root: Path | str, *, official: str | None = None, name: str | None 
         new_code, new_name, dtype = unit.code, unit.name, unit.division_type
         level = "commune"
         origin = f"{unit.label} of {unit.province}, vietnam-provinces {importer._data_version()}"
-    elif name and kind and code:
-        new_code, new_name = code.strip(), unicodedata.normalize("NFC", name).strip()
-        dtype, level = _TYPE_WORDS.get(kind, ""), _kind_level(kind)
+    elif name and kind and (code or _kind_level(kind) == "province"):
+        level = _kind_level(kind)
+        province_code = src.province.province.code
+        if level == "province" and code is None and province_code is None:
+            raise ProvnetError("a province-level hall takes the province's code: province.code is not set in "
+                               "province.yml, so give --code")
+        new_code = code.strip() if code else f"{province_code:02d}"
+        new_name = unicodedata.normalize("NFC", name).strip()
+        dtype = _TYPE_WORDS.get(kind, "")
         origin = "given by hand"
     else:
         missing = [opt for opt, v in (("--name", name), ("--kind", kind), ("--code", code)) if not v]
@@ -289,14 +296,15 @@ def plan_add(root: Path | str, *, official: str | None = None, name: str | None 
                            f"--name, --kind and --code (missing: {', '.join(missing)})")
 
     for s in src.sites:
-        if s.code == new_code:
+        if s.code == new_code and level != "province":   # halls share the province's code
             raise ProvnetError(f"{new_name} ({new_code}) is already in the inventory: "
                                f"{inv.shown(src.site_files[s.slug])} (site '{s.slug}', id {s.id}); nothing to "
                                f"add (`provnet inventory show {s.slug}` shows it)")
     districts = sorted(s.slug for s in src.sites if s.level == "district")
     if district is not None:
-        if level == "district":
-            raise ProvnetError(f"--district {district}: a district has no parent district; leave --district out")
+        if level in ("district", "province"):
+            raise ProvnetError(f"--district {district}: a {level}-level site has no parent district; "
+                               "leave --district out")
         if district not in districts:
             listing = ", ".join(districts) if districts else "(none: this inventory has no districts)"
             raise ProvnetError(f"no district '{district}' in {src.shown_root or src.root}: use one of: {listing} "
@@ -322,7 +330,10 @@ def plan_add(root: Path | str, *, official: str | None = None, name: str | None 
     else:
         doc = {"id": new_id, "code": new_code, "name": new_name, "slug": new_slug, "level": level, "kind": kind,
                "circuit_id": f"{PENDING_CIRCUIT}{new_code}",
-               "contact": {"name": _contact_name(new_name), "phone": PENDING_PHONE}}
+               "contact": {"name": f"Văn phòng {new_name}" if level == "province" else _contact_name(new_name),
+                           "phone": PENDING_PHONE}}
+        if level == "province" and not circuit:
+            del doc["circuit_id"]   # a hall hangs off the DC firewall, not a carrier circuit
     if district:
         doc = {**{k: v for k, v in doc.items() if k not in ("circuit_id", "contact")}, "district": district,
                "circuit_id": doc["circuit_id"], "contact": doc["contact"]}

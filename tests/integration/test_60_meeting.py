@@ -1,7 +1,7 @@
 """Meetings on the lab's real bridge (Janus AudioBridge + provnet-bridged through Kamailio).
 
-Runs after test_50_readiness on the converged lab. The chair's endpoint (vc.chair, Đồng Đăng)
-plays vc.chair_tone_hz (1 kHz), every other endpoint vc.tone_hz (440 Hz); Chi Lăng's endpoint
+Runs after test_50_readiness on the converged lab. The chair's endpoint (vc.chair: the People's Committee
+hall, a province-level site) plays vc.chair_tone_hz (1 kHz), every other endpoint vc.tone_hz (440 Hz); Chi Lăng's endpoint
 (vc.recorders) records what it receives (baresip's sndfile module). The mix is proven by the
 spectrum of that recording, not by packet counters.
 """
@@ -83,6 +83,9 @@ def test_toan_tinh_meeting(lab: model.Model) -> None:
         sites = roll(data)
         assert set(sites) == set(lab.sites) and all(p["state"] == "joined" for p in sites.values()), states(data)
         assert [p["tier"] for p in data["participants"]][0] == "chair"
+        # chaired from the People's Committee hall: a province-level site, reached from the DC
+        assert lab.vc.chair == "ubnd-tinh" and lab.sites["ubnd-tinh"].level == "province"
+        assert sites["ubnd-tinh"]["tier"] == "chair" and not lab.sites["ubnd-tinh"].via_carrier
 
         # the bridge's own API lists every endpoint in one room
         rooms = bridge.janus_rooms()

@@ -142,6 +142,22 @@ def test_bad_input_is_refused_before_anything_is_written(inv: Path, args: list[s
     assert _tree(inv) == before
 
 
+def test_add_by_hand_a_province_level_hall(inv: Path) -> None:
+    result = _run("add", "--name", "Sở Khoa học và Công nghệ", "--kind", "so_nganh", "--contact-phone",
+                  "0205 000 008", "-i", str(inv), "--json")
+    assert result.exit_code == 0, result.output
+    got = json.loads(result.stdout)["site"]
+    assert (got["level"], got["code"], got["id"], got["district"]) == ("province", "20", 8, None)
+    assert (got["wan"], got["asn"], got["router"]) == (None, None, "dc-fw")   # no carrier circuit
+    doc = (inv / "sites" / "so-khoa-hoc-va-cong-nghe.yml").read_text(encoding="utf-8")
+    assert "circuit_id" not in doc and "level: province" in doc and 'code: "20"' in doc
+    m = model.load(inv)
+    assert [d.role for d in m.site_devices("so-khoa-hoc-va-cong-nghe")] == ["endpoint"]
+    assert siteops.rollout_problems(m, "so-khoa-hoc-va-cong-nghe") == []   # no circuit id to wait for
+    refused = _run("add", "--name", "Tỉnh ủy", "--kind", "tinh_uy", "--district", "huyen-cao-loc", "-i", str(inv))
+    assert refused.exit_code == 2 and "a province-level site has no parent district" in refused.stderr
+
+
 def test_exhausted_pools_are_refused(inv: Path) -> None:
     _edit(inv / "province.yml", "loopback: 198.18.0.0/24", "loopback: 198.18.0.0/29")  # ids 0..7
     (inv / "ids.yml").write_text('next_id: 9\nretired:\n- {id: 8, code: "06253", slug: van-quan, name: Xã Văn Quan, '
