@@ -165,6 +165,34 @@ def test_every_endpoint_is_registered_at_kamailio(converged: model.Model) -> Non
     assert wait(registered, 60) is not None, f"not all of {sorted(users)} registered"
 
 
+def test_registrations_outlive_a_restart_of_the_registrar(converged: model.Model) -> None:
+    """usrloc writes through to db_text: right after a restart every AOR is back with the contact it had
+    (its last REGISTER unchanged: read from the table, not re-sent — endpoints re-register every
+    sip.register_interval, 120 s)."""
+    from provnet.vc import kamailio
+
+    host = converged.services["sip_registrar"]
+    rpc = kamailio.KamailioRpc(converged.devices[host].ansible_host, converged.sip_rpc_port)
+    users = {d.sip.user for d in converged.devices.values() if d.sip is not None}  # usrloc keys (no domain)
+    before = wait(lambda: (lambda r: r if users <= set(r) else None)(rpc.ul_dump()), 60)
+    assert before, "not every endpoint registered before the restart"
+    pid = sh(host, "systemctl show -p MainPID --value kamailio").stdout.strip()
+    assert sh(host, "systemctl restart kamailio").returncode == 0
+    assert sh(host, "systemctl show -p MainPID --value kamailio").stdout.strip() != pid
+
+    def answers() -> dict[str, kamailio.Registration] | None:
+        try:
+            return rpc.ul_dump()
+        except kamailio.RpcError:
+            return None
+
+    after = wait(answers, 20, 0.2)
+    assert after is not None, "the registrar's RPC did not come back after the restart"
+    kept = {a for a, r in before.items() if a in after and after[a].contact == r.contact
+            and after[a].last_modified == r.last_modified}
+    assert kept == set(before), f"lost or re-registered after the restart: {sorted(set(before) - kept)}"
+
+
 def test_the_endpoint_reports_its_registration_over_its_control_interface(converged: model.Model) -> None:
     from provnet.engine import device
 
