@@ -223,3 +223,72 @@ def journey(lab: model.Model, inv: Path, env: dict[str, str], status: Callable[[
     check = run("inventory", "validate", "-i", str(inv), env=env)
     (inv / "sites" / "reuse.yml").unlink()
     assert check.returncode == 2 and f"id {mau_son_id} was retired with '{SLUG}'" in check.stderr, check.stderr
+
+
+HALL = "so-khcn"
+
+
+@pytest.fixture
+def hall_env(lab: model.Model, tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    """An overlay of inventory/lab for a province-level hall; afterwards the DC back to inventory/lab and the
+    hall's node (and the DC firewall's interfaces toward it) out of the lab."""
+    inv = overlay.build(LAB, tmp_path / "inventory")
+    env = overlay.env(secrets.vault_paths(lab).directory)
+    env["PROVNET_HOME"] = str(tmp_path / "home")
+    yield inv, env
+    province.prune(lab, [f"{HALL}-vc"])
+    dc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(LAB), "playbooks/site.yml", "--limit",
+                         "dc-core,dc-fw,dc-sip"], capture_output=True, text=True, cwd=REPO, timeout=600,
+                        env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")})
+    assert dc.returncode == 0, dc.stdout[-3000:]
+    assert not [x for x in province.leftovers() if HALL in x]
+
+
+def test_a_province_level_hall_rolls_out_from_the_dc_and_retires(lab: model.Model,
+                                                                 hall_env: tuple[Path, dict[str, str]]) -> None:
+    """A hall has no CE and no circuit: the rollout changes the DC firewall (its VLANs), the core (static
+    routes to them) and the registrar; its endpoint joins the lab cabled to the firewall; no BGP session of
+    the PE restarts (the core's included: FRR reloads); the retire puts every DC device back exactly."""
+    from test_50_readiness import settle
+
+    inv, env = hall_env
+    settle()
+    add = run("site", "add", "-i", str(inv), "--name", "Sở Khoa học và Công nghệ", "--kind", "so_nganh",
+              "--slug", HALL, "--contact-name", "Lê Văn Hùng", "--contact-phone", "0205 000 008", "--json", env=env)
+    assert add.returncode == 0, add.stdout + add.stderr
+    site = json.loads(add.stdout)["site"]
+    assert (site["level"], site["wan"], site["router"]) == ("province", None, "dc-fw")
+    before, dc_before = province.pe_sessions(lab), dc_state(lab)
+
+    proc = run("rollout", HALL, "-i", str(inv), "--json", "--wait", "600", env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:] + proc.stdout[-3000:]
+    rec = json.loads(proc.stdout)
+    steps = {s["name"]: s for s in rec["steps"]}
+    assert rec["ok"] and all(s["status"] == "passed" for s in rec["steps"]), [(s["name"], s["reason"]) for s in rec["steps"]]
+    assert {d["hostname"] for d in steps["plan"]["evidence"]["devices"]} == {"dc-core", "dc-fw", "dc-sip", f"{HALL}-vc"}
+    assert steps["plan"]["evidence"]["carrier"] == [] and steps["plan"]["evidence"]["work_orders"] == []  # no carrier
+    assert steps["lab"]["evidence"]["joined"] == [f"{HALL}-vc"]
+    assert all(k["kept"] for k in steps["lab"]["evidence"]["pe_neighbours_kept"])
+    assert set(steps["push"]["evidence"]["hosts"]) == {"dc-core", "dc-fw", "dc-sip", f"{HALL}-vc"}
+    assert steps["verify"]["evidence"]["bgp"] == []                    # a hall has no eBGP session
+    (ep,) = steps["test-call"]["evidence"]["endpoints"]
+    assert ep["verdict"] == "ready" and ep["media"]["established"], ep
+    after = province.pe_sessions(lab)
+    for addr, b in before.items():
+        if b["state"] == "Established":
+            assert after[addr]["state"] == "Established" and after[addr]["uptime_s"] >= b["uptime_s"], (addr, b, after[addr])
+    # the core routes the hall's video VLAN to the firewall; the endpoint's default route is the firewall
+    video = model.load(inv).sites[HALL].lans["video"]
+    core = node.exec("dc-core", ["vtysh", "-c", f"show ip route {video.subnet} json"], province.lab_dir()).stdout
+    assert '"protocol":"static"' in core.replace(" ", ""), core
+    route = node.exec(f"{HALL}-vc", ["ip", "-4", "route", "show", "default"], province.lab_dir()).stdout
+    assert f"via {video.gateway.ip}" in route, route
+
+    gone = run("site", "retire", HALL, "-i", str(inv), "--json", "--wait", "600", env=env)
+    assert gone.returncode == 0, gone.stderr[-3000:] + gone.stdout[-3000:]
+    data = json.loads(gone.stdout)
+    assert data["ok"] and data["dc_hosts"] == ["dc-core", "dc-fw", "dc-sip"] and data["pe_neighbour"] is None
+    assert data["lab"]["removed"] == [f"{HALL}-vc"]
+    links = node.exec("dc-fw", ["ip", "-o", "link", "show"], province.lab_dir()).stdout
+    assert f"h{site['id']}v" not in links, links                      # its VLANs left the firewall too
+    assert dc_state(lab) == dc_before
