@@ -206,8 +206,8 @@ def journey(lab: model.Model, inv: Path, env: dict[str, str], status: Callable[[
         if addr != bgp["peer"] and b["state"] == "Established":
             assert after[addr]["state"] == "Established" and after[addr]["uptime_s"] >= b["uptime_s"], (addr, after[addr])
     assert not (inv / "sites" / f"{SLUG}.yml").exists() and (inv / "retired" / f"{SLUG}.yml").exists()
-    # the registrar restarts on an account change and forgets registrations (usrloc in memory): every
-    # endpoint is back within its register interval (120 s)
+    # the registrar restarts on an account change (its registrations kept in db_text): every endpoint
+    # registered before verify
     from test_50_readiness import settle
 
     settle()
