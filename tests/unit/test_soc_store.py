@@ -265,3 +265,48 @@ def test_prune_keeps_at_least_90_days_and_the_chain_stays_valid(tmp_path: Path) 
     assert (tmp_path / "store" / "2026" / "12" / "events-2026-12-02.sqlite").exists()
     assert "3 days verified" in run(tmp_path, "verify-archive", now="2027-03-02T00:00:00Z").stdout
     assert "0 days" in run(tmp_path, "prune", now="2027-03-02T00:00:00Z").stdout  # default 180
+
+
+def test_a_correlation_across_midnight_reads_both_day_partitions(tmp_path: Path, compiled_file: Path) -> None:
+    (tmp_path / "events").mkdir()
+    for i in range(10):
+        second = 40 + 3 * i  # 23:59:40 … 00:00:07
+        ts = f"2026-12-04T23:59:{second:02d}Z" if second < 60 else f"2026-12-05T00:00:{second - 60:02d}Z"
+        write_line(tmp_path / "events" / f"events-{ts[:10]}.json",
+                   event(ts, host="dc-sip", site="dc", event__dataset="kamailio", event__action="sip-register",
+                         event__outcome="failure", source__ip="198.18.66.9"))
+    run(tmp_path, "ingest", now="2026-12-05T00:10:00Z")
+    assert (tmp_path / "store" / "2026" / "12" / "events-2026-12-05.sqlite").exists()
+    run(tmp_path, "detect", "--compiled", str(compiled_file), "--no-syslog", now="2026-12-05T00:10:00Z")
+    (sip,) = [a for a in alerts(tmp_path, now="2026-12-05T00:10:00Z")
+              if a["rule_name"] == "provnet_sip_register_brute_force"]
+    assert (sip["count"], sip["first_event"], sip["last_event"]) == (10, "2026-12-04T23:59:40Z", "2026-12-05T00:00:07Z")
+
+
+def test_a_new_alert_goes_to_syslog_with_the_stable_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = importlib.util.spec_from_file_location("provnet_soc_syslog", NODE)
+    assert spec and spec.loader
+    node = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(node)
+    sent: list[tuple] = []
+
+    class FakeSyslog:
+        LOG_AUTH, LOG_CRIT, LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO = 32, 2, 3, 4, 5, 6
+
+        def openlog(self, ident: str, option: int, facility: int) -> None:
+            sent.append(("open", ident, facility))
+
+        def syslog(self, priority: int, message: str) -> None:
+            sent.append(("log", priority, message))
+
+        def closelog(self) -> None:
+            pass
+
+    monkeypatch.setattr(node, "syslog", FakeSyslog())
+    node.send_syslog({"level": "critical", "rule_name": "provnet_ssh_brute_force", "site": "dong-dang",
+                      "hosts": ["dong-dang-ce"], "first_event": "2026-12-04T20:10:00Z",
+                      "last_event": "2026-12-04T20:11:10Z", "count": 6, "alert_id": "b467a465f315b980",
+                      "group": {"source.ip": "198.18.64.2"}, "title": "SSH brute force"})
+    assert sent[0] == ("open", "provnet-soc", 32)
+    assert sent[1][1] == 2 and sent[1][2].startswith("provnet-soc-alert level=critical rule=provnet_ssh_brute_force "
+                                                     "site=dong-dang hosts=dong-dang-ce ")
