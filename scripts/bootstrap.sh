@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-DEBS="python3 python3-venv python3-pip git make openssh-client debootstrap systemd-container iproute2 nftables util-linux libpango-1.0-0 libpangoft2-1.0-0"
+DEBS="python3 python3-venv python3-pip git make openssh-client debootstrap systemd-container iproute2 nftables util-linux libpango-1.0-0 libpangoft2-1.0-0 liblognorm-utils"
 missing=""
 for p in $DEBS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
