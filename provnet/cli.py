@@ -18,6 +18,7 @@ import typer
 from rich.table import Table
 
 from provnet import compliance_cli, lab_cli, net_cli, rollout_cli, site_cli, vc_cli, verify_cli
+from provnet import soc_cli
 from provnet.cli_common import (ErrorHandlingGroup, InventoryOpt, JsonOpt, emit_json, fail, inventory_failed,
                                 inventory_path, load_model, out)
 from provnet.errors import InventoryError, ProvnetError
@@ -239,6 +240,7 @@ app.add_typer(vc_cli.vc_app, name="vc")
 app.add_typer(site_cli.site_app, name="site")
 app.command("rollout")(rollout_cli.rollout)
 app.add_typer(compliance_cli.compliance_app, name="compliance")
+app.add_typer(soc_cli.soc_app, name="soc")
 
 
 def main() -> None:
