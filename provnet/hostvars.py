@@ -95,6 +95,9 @@ def _vc(m: Model, dev: Device) -> dict[str, Any]:
 def _services(m: Model, dev: Device) -> dict[str, Any]:
     """What a DC server serves that depends on the site list."""
     out: dict[str, Any] = {}
+    if dev.hostname == m.services["syslog"]:
+        out["provnet_soc_sites"] = m.soc_sites()
+        out["provnet_soc_parameters"] = {"change_window": m.soc.change_window, "utc_offset": m.soc.utc_offset}
     if dev.hostname == m.services["sip_registrar"]:
         out["provnet_registrar_accounts"] = [
             {"user": a.user, "extension": a.extension, "display_name": a.display_name, "password": a.password_ref}

@@ -197,6 +197,7 @@ class Model:
     dc_prefixes: tuple[IPv4Network, ...]
     credentials: dict[str, Any]
     vc: schema.Vc
+    soc: schema.Soc
     source: sot.Source = field(repr=False, compare=False)
 
     def halls(self) -> list[Site]:
@@ -223,6 +224,10 @@ class Model:
     def registrar_tcp_ports(self) -> list[int]:
         """The TCP ports endpoints reach the registrar on: SIP, and SIP over TLS with ``sip.transport: tls``."""
         return [self.sip_port] + ([self.sip_tls_port] if self.sip_transport == "tls" else [])
+
+    def soc_sites(self) -> dict[str, str]:
+        """hostname → the site its events belong to (``labels.site``): its slug, or ``dc`` for the DC."""
+        return {h: d.site or "dc" for h, d in self.devices.items()}
 
     def site_supernets(self) -> list[str]:
         """Every site address lies in these: the loopback pool and the VLAN pools."""
@@ -495,7 +500,7 @@ def _compile(src: sot.Source) -> Model:
         services=p.services.model_dump(), oob_network=ipam.net(p.pools.oob) if p.pools.oob else None,
         controller_oob=ipam.host(block0, 1, "controller (out-of-band block 0)") if block0 else None,
         controller_data=controller_data, controller_gateway=controller_gateway,
-        dc_prefixes=dc_prefixes, credentials=p.credentials.model_dump(), vc=p.vc, source=src,
+        dc_prefixes=dc_prefixes, credentials=p.credentials.model_dump(), vc=p.vc, soc=p.soc, source=src,
     )
 
 

@@ -220,6 +220,13 @@ class Vc(Strict):
         return site is not None and site in self.recorders
 
 
+class Soc(Strict):
+    """The security monitoring centre's province settings (the Sigma rules' parameters, docs/soc-rules.md)."""
+
+    change_window: str = Field(default="08:00-17:00", pattern=r"^\d{2}:00-\d{2}:00$")  # local: when commits are expected
+    utc_offset: str = Field(default="+07:00", pattern=r"^[+-]\d{2}:00$")                 # Vietnam: +07:00, no DST
+
+
 class SiteDefaults(Strict):
     bandwidth_mbps: int = Field(default=20, ge=1, le=100000)
     devices: dict[str, DeviceDef]
@@ -245,6 +252,7 @@ class ProvinceFile(Strict):
     credentials: Credentials
     sip: Sip
     vc: Vc = Field(default_factory=Vc)
+    soc: Soc = Field(default_factory=Soc)
     site_defaults: SiteDefaults
 
 

@@ -43,7 +43,7 @@ def rollout_env(lab: model.Model, tmp_path: Path) -> Iterator[tuple[Path, dict[s
     yield inv, env
     hosts = ["mau-son-ce", "mau-son-vc"]
     removed, _pe = province.prune(lab, hosts)
-    dc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(LAB), "playbooks/site.yml", "--limit", "dc-sip"],
+    dc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(LAB), "playbooks/site.yml", "--limit", "dc-sip,dc-soc"],
                         capture_output=True, text=True, cwd=REPO, timeout=600,
                         env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")})
     assert dc.returncode == 0, dc.stdout[-3000:]
@@ -136,7 +136,7 @@ def journey(lab: model.Model, inv: Path, env: dict[str, str], status: Callable[[
     steps = {s["name"]: s for s in rec["steps"]}
     assert [s["status"] for s in rec["steps"][:4]] == ["passed", "passed", "passed", "failed"]
     assert set(steps["lab"]["evidence"]["joined"]) == {"mau-son-ce", "mau-son-vc"}
-    assert rec["put_back"]["ok"] and rec["put_back"]["hosts"].keys() == {"dc-sip"}, rec["put_back"]
+    assert rec["put_back"]["ok"] and rec["put_back"]["hosts"].keys() == {"dc-sip", "dc-soc"}, rec["put_back"]
     assert dc_state(lab) == dc_before  # every DC device exactly as before the rollout
     assert "KHÔNG ĐẠT" in Path(rec["files"]["html"]).read_text()
     # the engineer repairs the endpoint: the block gone, baresip restarted (after minutes of failed REGISTERs
@@ -157,7 +157,7 @@ def journey(lab: model.Model, inv: Path, env: dict[str, str], status: Callable[[
     now = status()
     assert legs(now) == running and all(p["receiving"] for p in now["participants"]), legs(now)  # no leg dropped
     push = steps["push"]["evidence"]
-    assert set(push["hosts"]) == {"dc-sip", "mau-son-ce", "mau-son-vc"} and push["changed"] > 0
+    assert set(push["hosts"]) == {"dc-sip", "dc-soc", "mau-son-ce", "mau-son-vc"} and push["changed"] > 0
     assert set(push["digests"]) == set(push["hosts"]) and all(len(d.split(":")[-1]) == 64 for d in push["digests"].values())
     (bgp,) = steps["verify"]["evidence"]["bgp"]
     assert bgp["state"] == "Established" and bgp["prefixes_received"] >= 1 and bgp["prefixes_announced"]
@@ -195,10 +195,10 @@ def journey(lab: model.Model, inv: Path, env: dict[str, str], status: Callable[[
     gone = run("site", "retire", SLUG, "-i", str(inv), "--json", "--wait", "600", env=env)
     assert gone.returncode == 0, gone.stderr[-3000:] + gone.stdout[-3000:]
     data = json.loads(gone.stdout)
-    assert data["ok"] and data["written"] and data["dc_hosts"] == ["dc-sip"]
-    assert data["push"]["hosts"].keys() == {"dc-sip"} and data["push"]["changed"] > 0
+    assert data["ok"] and data["written"] and data["dc_hosts"] == ["dc-soc", "dc-sip"]
+    assert data["push"]["hosts"].keys() == {"dc-sip", "dc-soc"} and data["push"]["changed"] > 0
     assert set(data["lab"]["removed"]) == {"mau-son-ce", "mau-son-vc"}
-    assert data["push"]["digests"]["dc-sip"] == digest(lab, "dc-sip")  # intended: the lab's own again
+    assert all(data["push"]["digests"][h] == digest(lab, h) for h in ("dc-sip", "dc-soc"))  # the lab's own again
     assert dc_state(lab) == dc_before  # and what runs: as before the rollout
     after = province.pe_sessions(lab)
     assert bgp["peer"] not in after
@@ -238,7 +238,7 @@ def hall_env(lab: model.Model, tmp_path: Path) -> Iterator[tuple[Path, dict[str,
     yield inv, env
     province.prune(lab, [f"{HALL}-vc"])
     dc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(LAB), "playbooks/site.yml", "--limit",
-                         "dc-core,dc-fw,dc-sip"], capture_output=True, text=True, cwd=REPO, timeout=600,
+                         "dc-core,dc-fw,dc-soc,dc-sip"], capture_output=True, text=True, cwd=REPO, timeout=600,
                         env={**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")})
     assert dc.returncode == 0, dc.stdout[-3000:]
     assert not [x for x in province.leftovers() if HALL in x]
@@ -247,7 +247,7 @@ def hall_env(lab: model.Model, tmp_path: Path) -> Iterator[tuple[Path, dict[str,
 def test_a_province_level_hall_rolls_out_from_the_dc_and_retires(lab: model.Model,
                                                                  hall_env: tuple[Path, dict[str, str]]) -> None:
     """A hall has no CE and no circuit: the rollout changes the DC firewall (its VLANs), the core (static
-    routes to them) and the registrar; its endpoint joins the lab cabled to the firewall; no BGP session of
+    routes to them), the registrar and the SOC's host table; its endpoint joins the lab cabled to the firewall; no BGP session of
     the PE restarts (the core's included: FRR reloads); the retire puts every DC device back exactly."""
     from test_50_readiness import settle
 
@@ -265,11 +265,12 @@ def test_a_province_level_hall_rolls_out_from_the_dc_and_retires(lab: model.Mode
     rec = json.loads(proc.stdout)
     steps = {s["name"]: s for s in rec["steps"]}
     assert rec["ok"] and all(s["status"] == "passed" for s in rec["steps"]), [(s["name"], s["reason"]) for s in rec["steps"]]
-    assert {d["hostname"] for d in steps["plan"]["evidence"]["devices"]} == {"dc-core", "dc-fw", "dc-sip", f"{HALL}-vc"}
+    assert {d["hostname"] for d in steps["plan"]["evidence"]["devices"]} == {"dc-core", "dc-fw", "dc-soc", "dc-sip",
+                                                                             f"{HALL}-vc"}
     assert steps["plan"]["evidence"]["carrier"] == [] and steps["plan"]["evidence"]["work_orders"] == []  # no carrier
     assert steps["lab"]["evidence"]["joined"] == [f"{HALL}-vc"]
     assert all(k["kept"] for k in steps["lab"]["evidence"]["pe_neighbours_kept"])
-    assert set(steps["push"]["evidence"]["hosts"]) == {"dc-core", "dc-fw", "dc-sip", f"{HALL}-vc"}
+    assert set(steps["push"]["evidence"]["hosts"]) == {"dc-core", "dc-fw", "dc-soc", "dc-sip", f"{HALL}-vc"}
     assert steps["verify"]["evidence"]["bgp"] == []                    # a hall has no eBGP session
     (ep,) = steps["test-call"]["evidence"]["endpoints"]
     assert ep["verdict"] == "ready" and ep["media"]["established"], ep
@@ -287,7 +288,7 @@ def test_a_province_level_hall_rolls_out_from_the_dc_and_retires(lab: model.Mode
     gone = run("site", "retire", HALL, "-i", str(inv), "--json", "--wait", "600", env=env)
     assert gone.returncode == 0, gone.stderr[-3000:] + gone.stdout[-3000:]
     data = json.loads(gone.stdout)
-    assert data["ok"] and data["dc_hosts"] == ["dc-core", "dc-fw", "dc-sip"] and data["pe_neighbour"] is None
+    assert data["ok"] and data["dc_hosts"] == ["dc-core", "dc-fw", "dc-soc", "dc-sip"] and data["pe_neighbour"] is None
     assert data["lab"]["removed"] == [f"{HALL}-vc"]
     links = node.exec("dc-fw", ["ip", "-o", "link", "show"], province.lab_dir()).stdout
     assert f"h{site['id']}v" not in links, links                      # its VLANs left the firewall too

@@ -52,8 +52,8 @@ def test_a_new_commune_changes_its_own_devices_the_registrar_and_the_pe(inv: Pat
     assert p.problems == ()  # quan-son has its circuit id and contact
     assert p.action == "add" and p.sites == (NEW,) and not p.production and not p.work_orders
     status = {d.hostname: d.status for d in p.devices}
-    assert status == {"quan-son-ce": "new", "quan-son-vc": "new", "dc-sip": "changed"}
-    assert p.hostnames == ["dc-sip", "quan-son-ce", "quan-son-vc"]
+    assert status == {"quan-son-ce": "new", "quan-son-vc": "new", "dc-sip": "changed", "dc-soc": "changed"}
+    assert p.hostnames == ["dc-soc", "dc-sip", "quan-son-ce", "quan-son-vc"]
 
     # the site's own devices come with their whole intended config, every platform and section
     ce, vc = p.device("quan-son-ce"), p.device("quan-son-vc")
@@ -79,18 +79,22 @@ def test_a_new_commune_changes_its_own_devices_the_registrar_and_the_pe(inv: Pat
     assert f"+ neighbor {site.wan_ce.ip} remote-as {site.asn}" in pe and f"+  neighbor {site.wan_ce.ip} activate" in pe
 
 
-def test_the_dc_firewall_ntp_and_soc_do_not_change(inv: Path) -> None:
+def test_the_dc_firewall_and_ntp_do_not_change_the_soc_learns_the_hosts(inv: Path) -> None:
     """They admit the site supernets (the loopback and VLAN pools), which contain every site, present and future.
 
-    So a new site changes no DC firewall flow and no NTP/SOC allowed source: only what lists sites one by
-    one (the registrar's accounts, the PE) does. Rendering every device (``full``) finds the same plan.
+    So a new commune changes no DC firewall flow and no NTP/SOC allowed source: only what lists sites one by
+    one does — the registrar's accounts, the PE, and the SOC's table of which host is at which site (its
+    events' labels.site). Rendering every device (``full``) finds the same plan.
     """
     p = rp.plan(inv, add=[NEW])
     full = rp.plan(inv, add=[NEW], full=True)
     assert full == p
     m = model.load(inv)
-    for role in ("firewall", "core", "switch", "ntp", "soc", "vc_bridge"):
+    for role in ("firewall", "core", "switch", "ntp", "vc_bridge"):
         assert not any(d.role == role for d in p.devices), role
+    soc = p.device("dc-soc")
+    assert soc.hostvars == ["provnet_soc_sites"] and soc.sections == []
+    assert '+  "quan-son-ce": "quan-son",' in soc.changes[0].diff
     without = model.compile_source(rp.without(m.source, {NEW}))
     fw = next(h for h, d in m.devices.items() if d.role == "firewall")
     assert hostvars.device_vars(m, m.devices[fw])["provnet_site_supernets"] == m.site_supernets()
@@ -109,8 +113,8 @@ def test_retiring_is_the_same_comparison_the_other_way(inv: Path) -> None:
     add, retire = rp.plan(inv, add=[NEW]), rp.plan(inv, retire=[NEW])
     assert retire.action == "retire"
     assert {d.hostname: d.status for d in retire.devices} == {"quan-son-ce": "removed", "quan-son-vc": "removed",
-                                                               "dc-sip": "changed"}
-    assert retire.hostnames == ["dc-sip"]  # the removed devices leave; only the DC is pushed
+                                                               "dc-sip": "changed", "dc-soc": "changed"}
+    assert retire.hostnames == ["dc-soc", "dc-sip"]  # the removed devices leave; only the DC is pushed
     lost = retire.device("dc-sip").changes[0].diff
     assert '-    "user": "quan-son"' in lost and "+    " not in lost
     assert add.carrier is not None and retire.carrier is not None
@@ -137,7 +141,8 @@ def test_production_gets_a_carrier_work_order(tmp_path: Path) -> None:
     p = rp.plan(root, add=[site.slug])
     assert p.production and p.carrier is None
     assert {d.hostname for d in p.devices if d.status == "new"} == set(site.devices)
-    assert [d.hostname for d in p.devices if d.status == "changed"] == [m.services["sip_registrar"]]
+    assert [d.hostname for d in p.devices if d.status == "changed"] == [m.services["syslog"],
+                                                                        m.services["sip_registrar"]]
     (w,) = p.work_orders
     assert (w.action, w.circuit_id, w.site, w.wan, w.pe_address, w.ce_address, w.ce_asn, w.carrier_asn) == (
         "provision", site.circuit_id, site.slug, str(site.wan), str(site.wan_pe), str(site.wan_ce), site.asn,
@@ -177,7 +182,7 @@ def test_cli_check_prints_the_plan_and_exits_0(inv: Path) -> None:
     res = runner.invoke(app, ["rollout", NEW, "-i", str(inv), "--check", "--json"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert data["sites"] == [NEW] and {d["hostname"] for d in data["devices"]} == {"dc-sip", "quan-son-ce",
+    assert data["sites"] == [NEW] and {d["hostname"] for d in data["devices"]} == {"dc-sip", "dc-soc", "quan-son-ce",
                                                                                   "quan-son-vc"}
     res = runner.invoke(app, ["rollout", NEW, "-i", str(inv), "--check", "--no-diff"])
     assert res.exit_code == 0 and "new      quan-son-ce" in res.stdout and "@@" not in res.stdout

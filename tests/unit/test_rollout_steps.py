@@ -91,7 +91,7 @@ def test_a_failed_step_stops_puts_the_dc_back_and_exits_1(inv: Path, monkeypatch
     m = model.load(inv)
     from provnet import secrets
 
-    assert put_back == ("put-back", ["dc-sip"], False, str(secrets.vault_paths(m).directory))
+    assert put_back == ("put-back", ["dc-sip", "dc-soc"], False, str(secrets.vault_paths(m).directory))
     assert rec["outcome"] == "rollout failed at step 4: verify broke" and rec["failed_step"] == 4
     assert [s["status"] for s in rec["steps"]][:4] == ["passed", "passed", "passed", "failed"]
     assert "KHÔNG ĐẠT" in record.html(rec)

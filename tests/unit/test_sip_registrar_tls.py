@@ -19,7 +19,7 @@ def render(transport: str) -> str:
         ansible_managed="managed", sip_registrar_accounts=[{"user": "a", "password": "p"}],
         sip_registrar_domain="vc.example", sip_registrar_listen=["198.18.9.12"], sip_registrar_port=5060,
         sip_registrar_transport=transport, sip_registrar_tls_port=5061, sip_registrar_tls_config="/etc/kamailio/tls.cfg",
-        sip_registrar_rpc_address="198.19.0.12", sip_registrar_rpc_port=5080, sip_registrar_min_expires=30,
+        sip_registrar_rpc_address="198.19.0.12", sip_registrar_rpc_port=5080, sip_registrar_min_expires=30, sip_registrar_db_dir="/var/lib/kamailio/db",
         sip_registrar_max_expires=300, sip_registrar_trusted_file="/etc/kamailio/provnet-trusted.list")
 
 

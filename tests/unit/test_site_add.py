@@ -241,7 +241,7 @@ def test_retire_refused_while_a_recorder_then_allowed(inv: Path) -> None:
     chi_lang = old.sites["chi-lang"]
     result = _run("retire", "chi-lang", "--date", "2025-07-01", "-i", str(inv), "--no-push")
     assert result.exit_code == 0, result.output
-    assert "[2/3] push       skipped  (--no-push: converge dc-sip later)" in result.stdout
+    assert "[2/3] push       skipped  (--no-push: converge dc-soc, dc-sip later)" in result.stdout
     assert "### dc-sip" in result.stdout  # the plan, with the registrar's diff, before anything is written
     assert f"registrar account sip:chi-lang@vc.langson.lab (extension 1000{chi_lang.id})" in result.stdout
     assert f"reserved for ever with id {chi_lang.id}" in result.stdout
@@ -286,8 +286,8 @@ def test_a_retire_whose_push_fails_puts_the_site_back(inv: Path, monkeypatch: py
     assert result.exit_code == 1, result.output
     data = json.loads(result.stdout)
     assert data["ok"] is False and data["written"] is False and data["put_back"]["ok"] is True
-    assert "failed or unreachable: dc-sip" in data["reason"]
-    assert [h for h, _ in pushes] == [["dc-sip"], ["dc-sip"]]
+    assert "failed or unreachable: dc-soc, dc-sip" in data["reason"]
+    assert [h for h, _ in pushes] == [["dc-soc", "dc-sip"], ["dc-soc", "dc-sip"]]
     assert "chi-lang" not in pushes[0][1] and "chi-lang" in pushes[1][1]  # converged without it, then with it again
     assert _tree(inv) == before
 
@@ -309,9 +309,9 @@ def test_retire_a_province_level_hall(inv: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     changed = {d["hostname"] for d in data["plan"]["devices"]}
-    assert {"dc-fw", "dc-core", "dc-sip", "ubnd-tinh-vc"} <= changed
+    assert {"dc-fw", "dc-core", "dc-soc", "dc-sip", "ubnd-tinh-vc"} <= changed
     assert data["pe_neighbour"] is None and data["reserved"]["wan"] is None and data["reserved"]["id"] == 7
-    assert data["dc_hosts"] == ["dc-core", "dc-fw", "dc-sip"]
+    assert data["dc_hosts"] == ["dc-core", "dc-fw", "dc-soc", "dc-sip"]
     assert "ubnd-tinh" not in model.load(inv).sites
     assert not any(i.name.startswith("h7v") for i in model.load(inv).devices["dc-fw"].interfaces)
 

@@ -356,11 +356,11 @@ def test_the_per_host_files_stay_as_they_were() -> None:
                  'input(type="imtcp" address="198.18.9.11" port="514" ruleset="provnet_remote")']:
         assert line in COLLECTOR
     remote = COLLECTOR.split('ruleset(name="provnet_remote") {', 1)[1].split("}", 1)[0]
-    assert remote.index("provnetPerHost") < remote.index("call provnet_normalise") < remote.index("stop")
+    assert remote.index("provnetPerHost") < remote.index("call provnetNormalise") < remote.index("stop")
     assert 'string="/var/log/remote/events/events-%$year-utc%-%$month-utc%-%$day-utc%.json"' in COLLECTOR
     assert 'ruleBase="/etc/rsyslog.d/provnet.rulebase"' in COLLECTOR
     assert 'lookup_table(name="provnetSites" file="/etc/rsyslog.d/provnet-sites.json")' in COLLECTOR
-    assert "call provnet_normalise" not in render("collector.conf.j2", soc_collector_include_local=False).split(
+    assert "call provnetNormalise" not in render("collector.conf.j2", soc_collector_include_local=False).split(
         'ruleset(name="provnet_remote")', 1)[1].split("stop", 1)[1]
 
 
