@@ -27,6 +27,8 @@ FAULTS = {
     "loss": "drop N % of packets on the site's WAN link (carrier side, nftables numgen)",
 }
 
+ENDPOINT_FAULTS = ("endpoint-stop", "sip-password", "endpoint-host-stop")   # the rest act on the site's CE
+
 
 @dataclass
 class Fault:
@@ -65,8 +67,11 @@ def inject(m: Model, kind: str, site: str, percent: int = 10) -> Fault:
     if site not in m.sites:
         raise LabError(f"no site '{site}' in {m.root}")
     s = m.sites[site]
-    ce = next(h for h in s.devices if m.devices[h].role == "ce")
+    ce = next((h for h in s.devices if m.devices[h].role == "ce"), None)
     vc = next((h for h in s.devices if m.devices[h].role == "endpoint"), None)
+    if ce is None and kind not in ENDPOINT_FAULTS:
+        raise LabError(f"site {site} has no CE (a province-level hall: its router is {s.router}); "
+                       f"fault {kind} needs one — use one of: {', '.join(ENDPOINT_FAULTS)}")
     converge = f"ansible-playbook playbooks/site.yml --limit site_{site.replace('-', '_')}"
     lo, hi = m.rtp_ports
     if kind == "frr-stop":
@@ -92,7 +97,7 @@ def inject(m: Model, kind: str, site: str, percent: int = 10) -> Fault:
     elif kind == "rsyslog-stop":
         _run(ce, "systemctl stop rsyslog.service syslog.socket 2>/dev/null; systemctl stop rsyslog")
         f = Fault(kind, site, ce, ["systemctl start rsyslog"], converge)
-    elif kind in ("endpoint-stop", "sip-password", "endpoint-host-stop"):
+    elif kind in ENDPOINT_FAULTS:
         if vc is None:
             raise LabError(f"site {site} has no endpoint")
         if kind == "endpoint-stop":

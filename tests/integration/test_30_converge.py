@@ -102,8 +102,8 @@ def test_every_ce_has_its_ebgp_session_established(converged: model.Model) -> No
         return site.slug, wait(up, 60) or "not Established"
 
     with ThreadPoolExecutor(8) as pool:
-        states = dict(pool.map(state, converged.sites.values()))
-    assert states == {s: "Established" for s in converged.sites}
+        states = dict(pool.map(state, [s for s in converged.sites.values() if s.via_carrier]))
+    assert states == {s.slug: "Established" for s in converged.sites.values() if s.via_carrier}
 
 
 PROBE = r"""
@@ -146,7 +146,7 @@ def test_each_commune_lan_reaches_its_dc_services_and_nothing_else(converged: mo
     for host, r in results.items():
         assert r.get("sip") == "open" and r.get("syslog") == "open", (host, r)
         assert r.get("ntp", "").startswith("stratum"), (host, r)
-        assert r.get("blocked") == "timeout", (host, r)  # dropped by the CE, not refused by sshd
+        assert r.get("blocked") == "timeout", (host, r)  # dropped by the CE (a hall: the DC firewall), not by sshd
 
 
 def test_every_endpoint_is_registered_at_kamailio(converged: model.Model) -> None:
@@ -265,7 +265,7 @@ def test_sip_and_rtp_leave_each_site_with_their_dscp_marks(converged: model.Mode
         return site.slug, text or sh(ce, "cat /tmp/dscp.txt").stdout
 
     with ThreadPoolExecutor(6) as pool:
-        captures = dict(pool.map(capture, converged.sites.values()))
+        captures = dict(pool.map(capture, [s for s in converged.sites.values() if s.via_carrier]))
     for slug, text in captures.items():
         assert "tos 0x60" in text, (slug, "SIP not marked CS3", text)   # CS3 = 24 << 2
         assert "tos 0x88" in text, (slug, "RTP not marked AF41", text)  # AF41 = 34 << 2
