@@ -221,7 +221,7 @@ class Vc(Strict):
 
 
 class Soc(Strict):
-    """The security monitoring centre's province settings (the Sigma rules' parameters, docs/soc-rules.md)."""
+    """The security monitoring centre's province settings (the Sigma rules' parameters, docs/soc.md)."""
 
     change_window: str = Field(default="08:00-17:00", pattern=r"^\d{2}:00-\d{2}:00$")  # local: when commits are expected
     utc_offset: str = Field(default="+07:00", pattern=r"^[+-]\d{2}:00$")                 # Vietnam: +07:00, no DST

@@ -1,4 +1,4 @@
-"""`provnet soc alerts | events | verify-archive` (registered by provnet.cli; issue 24, docs/soc-rules.md)."""
+"""`provnet soc alerts | events | verify-archive` (registered by provnet.cli; issue 24, docs/soc.md)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def alerts_cmd(
     Runs `provnet-soc alerts` on the SOC host over one SSH command. One row per alert, oldest first:
     when its first and last events happened (giờ VN), its level (critical, high, medium), the site(s)
     and hosts of its events, how many events, the rule's title and the alert's id. The detections and
-    what raises them: docs/soc-rules.md.
+    what raises them: docs/soc.md.
 
     --site is checked against the inventory before anything is contacted.
 
@@ -165,7 +165,7 @@ def verify_archive_cmd(inventory: Optional[Path] = InventoryOpt, as_json: bool =
     and raw events file were hashed (SHA-256) into a chain, each entry holding the previous one's hash;
     this recomputes it from the first entry and stops at the first broken one: a changed or missing
     file, an edited entry, a removed or reordered one. Days removed by a recorded prune are not
-    expected on disk. Nothing on the SOC is changed. Format: docs/soc-rules.md, "Archive check".
+    expected on disk. Nothing on the SOC is changed. Format: docs/soc.md, "Archive check".
 
     Exit status: 0 the chain holds; 1 it is broken (the first broken day is named) or the SOC could
     not be reached; 2 bad input.

@@ -1,7 +1,7 @@
 """The controller's side of the SOC node's program: ``provnet soc alerts | events | verify-archive``.
 
 The SOC node (``services.syslog``, dc-soc in the lab) runs ``/usr/local/sbin/provnet-soc``
-(``roles/soc_collector/files/provnet_soc.py``, docs/soc-rules.md). Each query here is ONE command
+(``roles/soc_collector/files/provnet_soc.py``, docs/soc.md). Each query here is ONE command
 on that node, every argument quoted (:func:`command`), run through a ``run(command) -> (rc, stdout,
 stderr)`` callable: :func:`alerts`, :func:`events` and :func:`verify_archive` read the program's
 answer and never touch a socket, so tests give them the real program run locally. :func:`connect`

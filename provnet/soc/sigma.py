@@ -15,7 +15,7 @@ where a rule names ``%parameter%``) → **validate** (every field a rule names i
 
 The checks Sigma cannot express (a site gone silent, an admin login from an address new for that
 host) are provnet built-ins, declared in ``soc/builtins.yml`` with their thresholds and run by the
-node's program. Formats and how to add a rule: docs/soc-rules.md.
+node's program. Formats and how to add a rule: docs/soc.md.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from provnet.soc.fields import FIELDS
 ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = ROOT / "soc" / "rules"
 BUILTINS_FILE = ROOT / "soc" / "builtins.yml"
-DOCS = "docs/soc-rules.md"
+DOCS = "docs/soc.md"
 FORMAT = 1
 
 #: the normaliser's sources (``event.dataset``, as listed in fields.py's description of it): a rule's
@@ -552,7 +552,7 @@ def compile_opensearch(directory: Path | str = RULES_DIR, parameters: dict[str, 
     for check in ruleset.builtins:
         out.append({"id": check.id, "name": check.name, "title": check.title, "level": check.level,
                     "index": index, "kind": "builtin", "lucene": None, "ppl": None,
-                    "unsupported": "a provnet built-in check: the SOC node runs it (docs/soc-rules.md)"})
+                    "unsupported": "a provnet built-in check: the SOC node runs it (docs/soc.md)"})
     return out
 
 

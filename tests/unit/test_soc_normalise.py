@@ -132,6 +132,7 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
         ev("time-clock-wrong", "unknown"),
         ev("time-clock-stepped", "unknown"),
         ev("time-sync-regained", "success"),
+        ev("time-sync-lost", "failure"),          # chronyd exiting (stopped)
     ],
     "systemd": [
         ev("unit-failed", "failure", unit="frr.service"),

@@ -17,7 +17,7 @@ Installed on the SOC host by the soc_collector role; the controller compiles the
   prune           remove days older than --days (default 180; fewer than 90 is refused)
 
 Exit codes: 0 done, 1 verify-archive found a broken day, 2 refused (bad arguments, a missing file).
-Formats and meaning: docs/soc-rules.md in the provnet repository.
+Formats and meaning: docs/soc.md in the provnet repository.
 """
 
 from __future__ import annotations
