@@ -358,7 +358,7 @@ def test_the_per_host_files_stay_as_they_were() -> None:
         assert line in COLLECTOR
     remote = COLLECTOR.split('ruleset(name="provnet_remote") {', 1)[1].split("}", 1)[0]
     assert remote.index("provnetPerHost") < remote.index("call provnetNormalise") < remote.index("stop")
-    assert 'string="/var/log/remote/events/events-%$year-utc%-%$month-utc%-%$day-utc%.json"' in COLLECTOR
+    assert 'string="/var/log/provnet-events/events-%$year-utc%-%$month-utc%-%$day-utc%.json"' in COLLECTOR
     assert 'ruleBase="/etc/rsyslog.d/provnet.rulebase"' in COLLECTOR
     assert 'lookup_table(name="provnetSites" file="/etc/rsyslog.d/provnet-sites.json")' in COLLECTOR
     assert "call provnetNormalise" not in render("collector.conf.j2", soc_collector_include_local=False).split(
@@ -398,7 +398,7 @@ def test_the_role_installs_the_rulebase_and_the_table_before_the_config() -> Non
     assert (events["state"], events["mode"], events["group"]) == ("directory", "0750", "adm")
     for src in ("provnet.rulebase", "sites.json.j2", "collector.conf.j2"):
         assert t[src]["notify"] == "soc_collector restart rsyslog"
-    assert templar().template("{{ soc_collector_events_dir }}") == "/var/log/remote/events"
+    assert templar().template("{{ soc_collector_events_dir }}") == "/var/log/provnet-events"
 
 
 def validate(src: str, path: Path) -> subprocess.CompletedProcess[str]:
@@ -426,7 +426,7 @@ def collector_in(tmp: Path, **overrides: Any) -> Path:
     (tmp / "sites.json").write_text(render("sites.json.j2", **overrides))
     conf = tmp / "collector.conf"
     conf.write_text(render("collector.conf.j2", soc_collector_dir=str(tmp / "remote"),
-                           soc_collector_sites_file=str(tmp / "sites.json"), soc_collector_rulebase=str(RULEBASE),
+                           soc_collector_events_dir=str(tmp / "remote" / "events"), soc_collector_sites_file=str(tmp / "sites.json"), soc_collector_rulebase=str(RULEBASE),
                            **overrides))
     return conf
 

@@ -822,7 +822,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="provnet-soc", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--store", default="/var/lib/provnet-soc", help="the store (day databases, alerts, chain)")
-    p.add_argument("--events", default="/var/log/remote/events", help="the normaliser's events-YYYY-MM-DD.json")
+    p.add_argument("--events", default="/var/log/provnet-events", help="the normaliser's events-YYYY-MM-DD.json")
     p.add_argument("--now", help="the time to run at, RFC 3339 (default: the clock; for replays and tests)")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("ingest", help="new event lines into the day databases")
