@@ -609,14 +609,20 @@ class Collector:
         root.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.remote = root / "remote"
-        self.events = self.remote / "events"
+        self.events = root / "events"
         (root / "sites.json").write_text(render("sites.json.j2", soc_collector_sites=sites))
-        conf = render("collector.conf.j2", soc_collector_dir=str(self.remote), soc_collector_listen=[LOOPBACK],
+        # every path the collector writes or reads given explicitly: a role default never leads outside root
+        conf = render("collector.conf.j2", soc_collector_dir=str(self.remote),
+                      soc_collector_events_dir=str(self.events), soc_collector_listen=[LOOPBACK],
                       soc_collector_port=self.port, soc_collector_sites_file=str(root / "sites.json"),
                       soc_collector_rulebase=str(RULEBASE), soc_collector_sites=sites)
         listens = re.findall(r'input\(type="im(?:udp|tcp)" address="([^"]*)"', conf)
         if not listens or any(a != LOOPBACK for a in listens):
             raise SystemExit(f"refusing to start rsyslogd: the rendered config listens on {listens}, not {LOOPBACK}")
+        outside = [x for x in re.findall(r'"(/[^"]*)"', conf)
+                   if not x.startswith(f"{root}/") and x != str(RULEBASE)]
+        if outside:
+            raise SystemExit(f"refusing to start rsyslogd: the rendered config names paths outside {root}: {outside}")
         # rsyslogd's own messages stay in this folder (through the role's local path), not this host's journal
         self.conf = root / "collector.conf"
         self.conf.write_text('global(processInternalMessages="on")\n' + conf)
@@ -767,11 +773,16 @@ def send(replay: Replay, gen: Generator, collector: Collector, run: int, attacks
     return t0, t1
 
 
-def wait_lines(counter: LineCounter, want: int, timeout: float) -> float | None:
+def wait_lines(counter: LineCounter, want: int, timeout: float, collector: Collector,
+               stop: Any = lambda: False) -> float | None:
+    """When every line is in the events files; None after ``timeout``, or at once when rsyslogd died or
+    ``stop()`` says the run failed."""
     deadline = time.time() + timeout
-    while time.time() < deadline:
+    while time.time() < deadline and not stop():
         if counter.poll() >= want:
             return time.time()
+        if collector.proc is None or collector.proc.poll() is not None:
+            return None
         time.sleep(0.05)
     return None
 
@@ -877,7 +888,7 @@ def rsyslog_alone(root: Path, replay: Replay, gen: Generator, sites: dict[str, s
         counter = LineCounter(c.events, c.local)
         want = replay.lines + attack_lines()
         t0, t1 = send(replay, gen, c, run, [])
-        done = wait_lines(counter, want, 900)
+        done = wait_lines(counter, want, 900, c)
     finally:
         c.stop()
     counter.poll()
@@ -909,7 +920,9 @@ def pipeline(root: Path, replay: Replay, gen: Generator, sites: dict[str, str], 
     try:
         loop.start()
         t0, t1 = send(replay, gen, c, run, attacks, rate)
-        written = wait_lines(counter, want, 900)
+        written = wait_lines(counter, want, 900, c, lambda: loop.error is not None)
+        if written is None and not loop.error:
+            raise RuntimeError(f"rsyslogd wrote {counter.poll()} of {want} lines")
         deadline = time.time() + 900
         while time.time() < deadline and not loop.error:
             if loop.stored_at is not None and all(a.alert_at is not None for a in attacks):
@@ -1124,7 +1137,8 @@ def markdown(report: dict[str, Any]) -> str:
             lines += [f"- Run {i + 1}: **failed**: {r['error']}"]
             continue
         fl, pc = r["flood"], r["paced"]
-        lines += [f"- Run {i + 1} (commit {r['commit']}; load {r['load_start']} → {r['load_end']}): generated in "
+        lines += [f"- Run {i + 1} ({r['wall_s']} s; commit {r['commit']}; load {r['load_start']} → {r['load_end']}): "
+                  f"generated in "
                   f"{r['generate_s']} s; rsyslog alone {r['rsyslog_alone']['s']} s; ingest alone "
                   f"{r['ingest_alone']['s']} s. As fast as possible: sent in {fl['send_s']} s "
                   f"({fl['sent_lines_per_s']:,} lines/s), in the events file at {fl['rsyslog_written_s']} s, all "
@@ -1158,8 +1172,9 @@ NOTES = [
     "brute force (15 refused, at dc-sip), each from its own address, stamped live one second apart, the last at "
     "its send time.",
     "rsyslogd: the role's collector.conf.j2 and sites.json.j2 rendered with Ansible's templar "
-    "(soc_collector_listen ['127.0.0.1'], a free high port, soc_collector_dir in the run's folder under "
-    "/tmp/provnet-bench/soc, the site table from the model's soc_sites), checked with rsyslogd -N1, plus "
+    "(soc_collector_listen ['127.0.0.1'], a free high port, soc_collector_dir and soc_collector_events_dir in "
+    "the run's folder under /tmp/provnet-bench/soc — every path of the rendered config is checked to be there — "
+    "the site table from the model's soc_sites), checked with rsyslogd -N1, plus "
     "global(processInternalMessages=\"on\") so rsyslogd's own lines stay in that folder; `rsyslogd -n -f conf -i "
     "pidfile` at TZ=Asia/Ho_Chi_Minh. The replay: RFC 5424 over one TCP connection to 127.0.0.1. The benchmark's "
     "rsyslogd listens on loopback only (checked in the rendered config before it starts) and that is the only "
@@ -1224,7 +1239,7 @@ def main() -> None:
         day_end = float(int(time.time()) // 3600 * 3600)  # the day: the 24 whole hours before this one
         replay = build_replay(Generator(p), EVENTS, day_end)
         root = Path(tempfile.mkdtemp(prefix=f"run{run + 1}-", dir=WORK))
-        r: dict[str, Any] = {"commit": machine["commit"], "load_start": load(),
+        r: dict[str, Any] = {"commit": machine["commit"], "load_start": load(), "wall_start": time.time(),
                              "generate_s": round(replay.generate_s, 1),
                              "per_action": dict(sorted(replay.per_action.items())),
                              "query_sites_background_events": {x: replay.per_site.get(x, 0) for x in QUERY_SITES},
@@ -1252,6 +1267,7 @@ def main() -> None:
             r["error"] = f"{type(exc).__name__}: {exc}"
             say(f"run {run + 1} failed: {r['error']}")
         r["load_end"] = load()
+        r["wall_s"] = round(time.time() - r.pop("wall_start"), 1)
         shutil.rmtree(root, ignore_errors=True)
         report["runs"].append(r)
         save()

@@ -163,6 +163,9 @@ def test_the_collector_listens_on_loopback_only(tmp_path: Path, province: bench_
     conf = c.conf.read_text()
     assert re.findall(r'input\(type="im(?:udp|tcp)" address="([^"]*)"', conf) == ["127.0.0.1", "127.0.0.1"]
     assert f'port="{c.port}"' in conf and c.port > 1024
-    assert str(tmp_path / "remote" / "events") in conf and str(bench_soc.RULEBASE) in conf
+    assert str(tmp_path / "events") in conf and str(bench_soc.RULEBASE) in conf
+    # every file it writes or reads is in its folder (a role default never leads elsewhere), or the rulebase
+    paths = re.findall(r'"(/[^"]*)"', conf)
+    assert len(paths) == 4 and all(x.startswith(f"{tmp_path}/") or x == str(bench_soc.RULEBASE) for x in paths)
     table = json.loads((tmp_path / "sites.json").read_text())
     assert len(table["table"]) == 339 and {"index": "dc-sip", "value": "dc"} in table["table"]
