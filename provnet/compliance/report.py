@@ -20,7 +20,7 @@ from provnet import history
 from provnet.compliance.trend import OPEN, STATUSES, FindingLike, Trend, attr, is_open, subject
 
 if TYPE_CHECKING:
-    from provnet.compliance.socview import SocView
+    from provnet.compliance.socview import Alert, SocView
 
 STATUS_VI = {"pass": "Đạt", "fail": "Không đạt", "waived": "Được miễn trừ", "error": "Lỗi kiểm tra",
              "not_applicable": "Không áp dụng", "unreachable": "Không kết nối được"}
@@ -327,7 +327,36 @@ def as_markdown(r: Report) -> str:
 
 SOC_TITLE = "Giám sát an toàn thông tin (24 giờ qua)"
 SOC_COLUMNS = ("Đơn vị", "Nhật ký cuối cùng tại SOC", "Đăng nhập quản trị thất bại", "Gói tin bị chặn",
-               "Thay đổi cấu hình")
+               "Thay đổi cấu hình", "Cảnh báo")
+ALERTS_TITLE = "Cảnh báo tương quan của SOC trong 24 giờ qua"
+ALERT_COLUMNS = ("Mức độ", "Cảnh báo", "Đơn vị", "Thiết bị", "Sự kiện đầu", "Sự kiện cuối", "Số sự kiện")
+LEVEL_VI = {**SEVERITY_VI, "informational": "Thông tin"}
+UNKNOWN_SITE = "Không rõ đơn vị"  # an alert the SOC labelled unknown (a host its site table does not list)
+
+
+def _level(level: str) -> str:
+    return LEVEL_VI.get(level, level or "—")
+
+
+def _levels(counts: Mapping[str, int], only_seen: bool = False) -> str:
+    """``Nghiêm trọng 1, Cao 2, …`` (``only_seen``: the levels with alerts only)."""
+    return ", ".join(f"{_level(k)} {n}" for k, n in counts.items() if n or not only_seen)
+
+
+def _alert_sites(v: SocView, a: Alert) -> str:
+    names = [_soc_site(v, slug) for slug in a.sites]
+    if a in v.unknown_alerts:
+        names.append(f"{UNKNOWN_SITE} ({a.site or '-'})")
+    return ", ".join(names)
+
+
+def _site_alerts(alerts: list[Alert] | None) -> tuple[str, str]:
+    """A site row's alerts cell: the count, and its levels ("—": the SOC's alerts were not read)."""
+    if alerts is None:
+        return "—", ""
+    from provnet.compliance.socview import level_counts
+
+    return str(len(alerts)), _levels(level_counts(alerts), only_seen=True)
 
 
 def _when(t: Any) -> str:
@@ -363,11 +392,14 @@ def _soc_html(v: SocView | None) -> str:
         elif s.silent_hosts:
             last += "<br><small>Im lặng: " + ", ".join(f"<code>{_e(h)}</code>" for h in s.silent_hosts) + "</small>"
         logins = f"{s.failed_logins}" + (f"<br><small>{_e(_sources(s.sources))}</small>" if s.sources else "")
+        count, levels = _site_alerts(s.alerts)
+        alerts = _e(count) + (f"<br><small>{_e(levels)}</small>" if levels else "")
         rows.append(f"<tr><td>{_e(s.name)}" + (f"<br><small>{_e(s.site)}</small>" if s.site else "") + "</td>"
                     f"<td>{last}</td><td class=\"n\">{logins}</td><td class=\"n\">{s.drops}</td>"
-                    f"<td class=\"n\">{len(s.commits)}</td></tr>")
+                    f"<td class=\"n\">{len(s.commits)}</td><td class=\"n\">{alerts}</td></tr>")
     head = "".join(f"<th>{_e(h)}</th>" for h in SOC_COLUMNS)
     parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    parts.append(_alerts_html(v))
     commits = v.commits
     parts.append(f"<h2>Các lần thay đổi cấu hình trong 24 giờ qua ({len(commits)})</h2>")
     if commits:
@@ -386,6 +418,39 @@ def _soc_html(v: SocView | None) -> str:
     return "".join(parts)
 
 
+def _alerts_html(v: SocView) -> str:
+    """The SOC's alerts, most urgent first; nothing when they were not read (a note says why)."""
+    if v.alerts is None:
+        return ""
+    parts = [f"<h2>{_e(ALERTS_TITLE)} ({len(v.alerts)})</h2>",
+             f"<p>{_e(_levels(v.alert_levels or {}))}.</p>"]
+    if not v.alerts:
+        parts.append("<p>Không có cảnh báo nào.</p>")
+        return "".join(parts)
+    head = "".join(f"<th>{_e(h)}</th>" for h in ALERT_COLUMNS)
+    body = "".join(
+        f'<tr><td><span class="{"fail" if a.level in ("critical", "high") else "waived"}">{_e(_level(a.level))}'
+        f"</span></td><td>{_e(a.title)}<br><small><code>{_e(a.rule_name)}</code></small></td>"
+        f"<td>{_e(_alert_sites(v, a))}</td><td>{', '.join(f'<code>{_e(h)}</code>' for h in a.hosts)}</td>"
+        f"<td>{_e(history.local_time(a.first_event))}</td><td>{_e(history.local_time(a.last_event))}</td>"
+        f'<td class="n">{a.count}</td></tr>' for a in v.alerts)
+    parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return "".join(parts)
+
+
+def _alerts_markdown(v: SocView) -> list[str]:
+    if v.alerts is None:
+        return []
+    lines = ["", f"### {ALERTS_TITLE} ({len(v.alerts)})", "", f"- {_levels(v.alert_levels or {})}"]
+    lines += [f"- **{_level(a.level)}** {_x(a.title)} — {_alert_sites(v, a)}"
+              + (f" ({', '.join(f'`{h}`' for h in a.hosts)})" if a.hosts else "")
+              + f": {history.local_time(a.first_event)} → {history.local_time(a.last_event)}, {a.count} sự kiện"
+              for a in v.alerts]
+    if not v.alerts:
+        lines.append("- Không có cảnh báo nào.")
+    return lines
+
+
 def _soc_site(v: SocView, slug: str | None) -> str:
     return next((s.name for s in v.sites if s.site == slug), slug or NO_SITE)
 
@@ -401,12 +466,16 @@ def _soc_markdown(v: SocView | None) -> list[str]:
     lines += [f"- {_soc_intro(v)}",
               f"- Đơn vị im lặng (không nhận được nhật ký nào trong 24 giờ): {len(v.silent_sites)}/{len(v.sites)}",
               *(f"- {n}" for n in v.notes()), "",
-              "| " + " | ".join(SOC_COLUMNS) + " |", "|---|---|---|---|---|"]
+              "| " + " | ".join(SOC_COLUMNS) + " |", "|---" * len(SOC_COLUMNS) + "|"]
     for s in v.sites:
         last = _when(s.last_received) + (" — **im lặng**" if s.silent else
                                          f" (im lặng: {', '.join(s.silent_hosts)})" if s.silent_hosts else "")
         logins = f"{s.failed_logins}" + (f" ({_sources(s.sources)})" if s.sources else "")
-        lines.append(f"| {_cell(s.name)} | {_cell(last)} | {_cell(logins)} | {s.drops} | {len(s.commits)} |")
+        count, levels = _site_alerts(s.alerts)
+        alerts = count + (f" ({levels})" if levels else "")
+        lines.append(f"| {_cell(s.name)} | {_cell(last)} | {_cell(logins)} | {s.drops} | {len(s.commits)} "
+                     f"| {_cell(alerts)} |")
+    lines += _alerts_markdown(v)
     commits = v.commits
     lines += ["", f"### Các lần thay đổi cấu hình trong 24 giờ qua ({len(commits)})", ""]
     lines += [f"- {history.local_time(c.time)} `{c.host}` ({_soc_site(v, c.site)}) {c.platform}: "

@@ -15,6 +15,15 @@ rules as the command (it checks the window again, so it also reads unfiltered te
 :func:`collect` runs it through a ``run(command) -> (rc, stdout)`` callable. An unreachable or
 failing SOC is a :class:`SocView` with ``error`` set, never an exception.
 
+The same command also asks the SOC's own program (``provnet-soc``, docs/soc.md) for the alerts of the
+same 24 h, when it is installed: ``provnet-soc alerts --since <window start> --json`` between the
+lines ``#alerts-begin`` and ``#alerts-end <exit status>`` (``#alerts-absent <program>`` when it is
+not). They come before the log records, so ``#end`` stays the answer's last line. Each alert goes
+to the site of its ``site`` label (``dc`` is the data center, ``unknown`` or a slug the model does
+not know goes to :attr:`SocView.unknown_alerts`). An absent or failing program, or an answer that is
+not its JSON, is one note of the view (:attr:`SocView.alerts_problem`), never an error: the log part
+stands on its own.
+
 Times: a line's RFC 3339 timestamp (rsyslog's file default on Debian 12) carries its offset;
 a traditional one (``Dec  3 17:14:53``) has neither year nor zone and is read in UTC (the
 SOC's clock), in the year of ``now`` — the year before when that would put it more than a day
@@ -24,6 +33,7 @@ ahead of ``now`` (a December line read in January).
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import shlex
 from collections import Counter
@@ -32,6 +42,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 from provnet import history
+from provnet.soc.remote import PROGRAM  # /usr/local/sbin/provnet-soc
 
 DIRECTORY = "/var/log/remote"  # roles/soc_collector/defaults/main.yml: soc_collector_dir
 WINDOW = timedelta(hours=24)
@@ -41,6 +52,12 @@ CAPS = {"auth": 200, "drop": 20, "commit": 200}
 MAX_LINES = 20000
 WIDTH = 400  # characters of a line printed at most
 SOURCES_SHOWN = 5
+ALERTS_TIMEOUT = 120  # seconds provnet-soc alerts may take on the SOC (it reads one small SQLite file)
+#: The SOC's alert levels, most urgent first (the report's order); any other level sorts after them.
+LEVELS = ("critical", "high", "medium", "low")
+_LEVEL_RANK = {level: i for i, level in enumerate((*LEVELS, "informational"))}
+NO_ALERTS = "không có cảnh báo tương quan"
+ALERTS_ABSENT = f"SOC chưa cài provnet-soc: {NO_ALERTS}."
 
 # A line as rsyslog writes it: timestamp (RFC 3339, or traditional), host, then the program. Lines the
 # SOC received in RFC 5424 carry the tag as APP-NAME[PROCID] with no colon (`host sshd[2591] Failed …`,
@@ -144,9 +161,23 @@ def awk_program() -> str:
                    **{f"{k}_re": p for k, p in PATTERNS.items()}}
 
 
-def command(now: datetime, hosts: Iterable[str] | None = None, directory: str = DIRECTORY) -> str:
+def alerts_command(now: datetime, program: str = PROGRAM) -> str:
+    """The alerts part of :func:`command`: ``program``'s alerts of the 24 h before ``now`` between
+    ``#alerts-begin`` and ``#alerts-end <exit status>``, or ``#alerts-absent`` when it is not installed.
+    Its exit status is its own line's, never the command's."""
+    p = shlex.quote(program)
+    call = shlex.join(["timeout", str(ALERTS_TIMEOUT), program, "alerts", "--since", _iso(_utc(now) - WINDOW),
+                       "--json"])
+    # the newline before the end line: an answer without a final newline keeps the end line whole
+    return (f"if [ -x {p} ]; then echo '#alerts-begin'; {call} 2>&1; printf '\\n#alerts-end\\t%s\\n' \"$?\"; "
+            f"else printf '#alerts-absent\\t%s\\n' {p}; fi")
+
+
+def command(now: datetime, hosts: Iterable[str] | None = None, directory: str = DIRECTORY,
+            program: str = PROGRAM) -> str:
     """The one shell command the SOC runs (as root): the last 24 h before ``now`` of every host's
-    log under ``directory`` (or of ``hosts`` only). Pure: the same arguments give the same string."""
+    log under ``directory`` (or of ``hosts`` only), after ``program``'s alerts of the same 24 h
+    (:func:`alerts_command`). Pure: the same arguments give the same string."""
     now = _utc(now)
     since = int((now - WINDOW).timestamp())
     hosts = None if hosts is None else list(hosts)
@@ -160,7 +191,7 @@ def command(now: datetime, hosts: Iterable[str] | None = None, directory: str = 
     awk = (f"TZ=UTC awk -v now={int(now.timestamp())} -v since={since} -v year={now.year} "
            f"{shlex.quote(awk_program())} 2>&1")
     return (f"cd {d} 2>/dev/null || {{ echo {shlex.quote(f'#provnet-soc-error no directory {directory}')}; exit 3; }}"
-            f"; {find} | {awk}")
+            f"; {alerts_command(now, program)}; {find} | {awk}")
 
 
 # ---------------------------------------------------------------- what it says
@@ -184,6 +215,43 @@ class Commit:
         return {"time": _iso(self.time), "time_local": history.local_time(self.time), "host": self.host,
                 "site": self.site, "platform": self.platform, "kind": self.kind, "message": self.message,
                 **self.fields()}
+
+
+@dataclass
+class Alert:
+    """One alert of the SOC's program (``provnet-soc alerts --json``), as it reported it."""
+
+    alert_id: str
+    rule_id: str
+    rule_name: str
+    title: str
+    level: str
+    site: str  # the SOC's label: a site slug, "dc", "unknown", or several joined by ","
+    hosts: list[str]
+    first_event: datetime
+    last_event: datetime
+    count: int
+    kind: str = ""
+    sites: list[str | None] = field(default_factory=list)  # the view's sites it belongs to (None: the DC)
+
+    @property
+    def rank(self) -> tuple[Any, ...]:
+        """Reading order: level (critical, high, medium, low, the rest), then time."""
+        return (_LEVEL_RANK.get(self.level, len(_LEVEL_RANK)), self.first_event, self.last_event, self.rule_name,
+                self.alert_id)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"alert_id": self.alert_id, "rule_id": self.rule_id, "rule_name": self.rule_name, "title": self.title,
+                "level": self.level, "kind": self.kind, "site": self.site, "hosts": list(self.hosts),
+                "first_event": _iso(self.first_event), "last_event": _iso(self.last_event),
+                "first_event_local": history.local_time(self.first_event),
+                "last_event_local": history.local_time(self.last_event), "count": self.count}
+
+
+def level_counts(alerts: Iterable[Alert]) -> dict[str, int]:
+    """Alerts per level: every level of :data:`LEVELS` (0 included), then any other level seen."""
+    seen = Counter(a.level for a in alerts)
+    return {**{level: seen.pop(level, 0) for level in LEVELS}, **dict(sorted(seen.items()))}
 
 
 @dataclass
@@ -220,6 +288,7 @@ class SiteLog:
     site: str | None
     name: str
     hosts: list[HostLog]
+    alerts: list[Alert] | None = None  # the SOC's alerts of the site, in reading order; None: not read
 
     @property
     def last_received(self) -> datetime | None:
@@ -258,6 +327,8 @@ class SiteLog:
                 "last_received_local": history.local_time(self.last_received), "silent": self.silent,
                 "silent_hosts": self.silent_hosts, "failed_logins": self.failed_logins,
                 "sources": dict(self.sources.most_common()), "drops": self.drops, "commits": len(self.commits),
+                "alerts": None if self.alerts is None else len(self.alerts),
+                "alert_levels": None if self.alerts is None else level_counts(self.alerts),
                 "truncated": self.truncated, "hosts": [h.as_dict() for h in self.hosts]}
 
 
@@ -275,6 +346,9 @@ class SocView:
     error: str = ""
     drop_devices: int = 0  # nftables devices in the view (whose drops should arrive)
     unexpected: list[str] = field(default_factory=list)  # lines of no record (the first few): awk's complaints
+    alerts: list[Alert] | None = None  # the SOC's alerts of the view (sites and unknown), in reading order
+    unknown_alerts: list[Alert] = field(default_factory=list)  # labelled with no site of the model
+    alerts_problem: str = ""  # why ``alerts`` is None (or partial), in Vietnamese: one note
 
     @property
     def since(self) -> datetime:
@@ -291,6 +365,10 @@ class SocView:
     @property
     def truncated(self) -> bool:
         return any(s.truncated for s in self.sites)
+
+    @property
+    def alert_levels(self) -> dict[str, int] | None:
+        return None if self.alerts is None else level_counts(self.alerts)
 
     @property
     def clock_skew(self) -> float | None:
@@ -315,6 +393,8 @@ class SocView:
         if self.unknown_hosts:
             names = ", ".join(sorted(self.unknown_hosts)[:20]) + (" …" if len(self.unknown_hosts) > 20 else "")
             out.append(f"Thư mục không khớp thiết bị nào trong mô hình: {names}.")
+        if not self.error and self.alerts_problem:
+            out.append(self.alerts_problem)
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -324,8 +404,11 @@ class SocView:
                 "summary": {"sites": len(self.sites), "silent_sites": [s.site or "" for s in self.silent_sites],
                             "failed_logins": sum(s.failed_logins for s in self.sites),
                             "drops": sum(s.drops for s in self.sites), "commits": len(self.commits),
-                            "truncated": self.truncated},
+                            "alerts": None if self.alerts is None else len(self.alerts),
+                            "alert_levels": self.alert_levels, "truncated": self.truncated},
                 "sites": [s.as_dict() for s in self.sites], "commits": [c.as_dict() for c in self.commits],
+                "alerts": None if self.alerts is None else [a.as_dict() for a in self.alerts],
+                "unknown_alerts": len(self.unknown_alerts),
                 "unknown_hosts": dict(sorted(self.unknown_hosts.items())), "notes": self.notes()}
 
 
@@ -427,7 +510,24 @@ def parse(text: str, now: datetime, model: Any, hosts: Iterable[str] | None = No
     unknown: Counter[str] = Counter()
     sshd: dict[tuple[str, str], list[int]] = {}  # (host, pid) → [Failed lines, other failure lines]
     errors: list[str] = []
+    block: list[str] | None = None  # the alerts' lines, while between their begin and end lines
+    answer: tuple[str, str] | None = None  # (exit status, output) of provnet-soc alerts
+    alerts_absent = alerts_cut = False
     for raw in text.splitlines():
+        if block is not None:
+            if raw.startswith("#alerts-end"):
+                answer, block = (raw.partition("\t")[2].strip(), "\n".join(block)), None
+                continue
+            if not (raw.startswith("#provnet-soc") or raw == "#end"):
+                block.append(raw)
+                continue
+            alerts_cut, block = True, None  # the log part began: the alerts' end line never came
+        if raw.startswith("#alerts-begin"):
+            block = []
+            continue
+        if raw.startswith("#alerts-absent"):
+            alerts_absent = True
+            continue
         tag, _, rest = raw.partition("\t")
         if raw.startswith("#provnet-soc-error"):
             errors.append(raw.split(" ", 1)[1] if " " in raw else raw)
@@ -488,9 +588,80 @@ def parse(text: str, now: datetime, model: Any, hosts: Iterable[str] | None = No
                         key=lambda s: (not s.silent, order.get(s.site, len(order))))
     view.unknown_hosts = dict(unknown)
     view.drop_devices = sum(1 for h in wanted if "nftables" in model.devices[h].platforms)
+    if answer is not None:
+        _alerts(view, answer, model, whole=hosts is None)
+    elif alerts_cut or block is not None:
+        view.alerts_problem = f"Kết quả provnet-soc alerts không đầy đủ (thiếu dòng kết thúc): {NO_ALERTS}."
+    elif alerts_absent:
+        view.alerts_problem = ALERTS_ABSENT
+    else:
+        view.alerts_problem = f"SOC không trả lời phần cảnh báo (provnet-soc alerts): {NO_ALERTS}."
     if errors:
         view.error = "; ".join(errors)[:1000]
     return view
+
+
+def _alert(obj: Any) -> Alert:
+    """One alert of the program's JSON; ValueError, KeyError or TypeError when it is not one."""
+    first, last = (history.parse_time(str(obj[k])).astimezone(timezone.utc) for k in ("first_event", "last_event"))
+    hosts = obj.get("hosts") or []
+    if not isinstance(hosts, list) or isinstance(obj["count"], bool):
+        raise TypeError("hosts is no list")
+    return Alert(str(obj["alert_id"]), str(obj.get("rule_id") or ""), str(obj.get("rule_name") or ""),
+                 str(obj["title"]), str(obj.get("level") or ""), str(obj.get("site") or ""), [str(h) for h in hosts],
+                 first, last, int(obj["count"]), str(obj.get("kind") or ""))
+
+
+def _alerts(view: SocView, answer: tuple[str, str], model: Any, whole: bool) -> None:
+    """``provnet-soc alerts --json``'s answer into the view: each alert on its sites' rows; what cannot
+    be read is :attr:`SocView.alerts_problem`, never an exception."""
+    rc, out = answer
+    if rc != "0":
+        said = " | ".join(line.strip() for line in out.strip().splitlines()[-3:])[:300]
+        view.alerts_problem = (f"provnet-soc alerts trên SOC thoát với mã {rc or '?'}"
+                               + (f" ({said})" if said else "") + f": {NO_ALERTS}.")
+        return
+    try:
+        data = json.loads(out)
+    except ValueError as exc:
+        view.alerts_problem = f"Không đọc được kết quả provnet-soc alerts (không phải JSON: {exc}): {NO_ALERTS}."
+        return
+    if not isinstance(data, dict) or not isinstance(data.get("alerts"), list):
+        view.alerts_problem = f"Không đọc được kết quả provnet-soc alerts (thiếu danh sách alerts): {NO_ALERTS}."
+        return
+    rows: dict[str | None, SiteLog] = {s.site: s for s in view.sites}
+    for s in view.sites:
+        s.alerts = []
+    kept: list[Alert] = []
+    bad = 0
+    for obj in data["alerts"]:
+        try:
+            a = _alert(obj)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            bad += 1
+            continue
+        if a.last_event < view.since:  # the window again, as for the log lines
+            continue
+        unknown = False
+        for label in dict.fromkeys(x.strip() for x in a.site.split(",")):
+            slug = None if label == "dc" else label
+            if slug in rows:
+                a.sites.append(slug)
+            elif label != "dc" and label not in model.sites:  # "unknown", "", a slug the model does not have
+                unknown = True
+        if unknown and whole:
+            view.unknown_alerts.append(a)
+        if a.sites or (unknown and whole):
+            kept.append(a)
+            for slug in a.sites:
+                rows[slug].alerts.append(a)  # type: ignore[union-attr]
+    view.alerts = sorted(kept, key=lambda a: a.rank)
+    view.unknown_alerts.sort(key=lambda a: a.rank)
+    for s in view.sites:
+        s.alerts.sort(key=lambda a: a.rank)  # type: ignore[union-attr]
+    if bad:
+        view.alerts_problem = (f"{bad} cảnh báo trong kết quả provnet-soc alerts không đọc được "
+                               "(thiếu trường hoặc sai kiểu): đã bỏ qua.")
 
 
 def _line(log: HostLog, line: str, now: datetime, since: datetime, sshd: dict[tuple[str, str], list[int]]) -> None:
@@ -556,8 +727,10 @@ def collect(model: Any, runner: Runner | None, now: datetime, hosts: Iterable[st
         view.error = "the SOC's answer was cut short (no end line)"
     if view.error:  # no numbers from a failed answer: its hosts would all read silent
         view.sites, view.unknown_hosts = [], {}
+        view.alerts, view.unknown_alerts = None, []
     return view
 
 
-__all__ = ["DIRECTORY", "WINDOW", "PATTERNS", "CAPS", "command", "awk_program", "parse", "collect", "classify",
-           "line_time", "SocView", "SiteLog", "HostLog", "Commit", "Runner"]
+__all__ = ["DIRECTORY", "WINDOW", "PATTERNS", "CAPS", "LEVELS", "PROGRAM", "command", "alerts_command", "awk_program",
+           "parse", "collect", "classify", "line_time", "level_counts", "SocView", "SiteLog", "HostLog", "Commit",
+           "Alert", "Runner"]

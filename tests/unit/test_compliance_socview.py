@@ -2,6 +2,13 @@
 
 Every address is in 198.18.0.0/15. The nightly run starts at 02:00 Asia/Ho_Chi_Minh = 19:00 UTC, so
 the window is 2026-12-01T19:00:00Z … 2026-12-02T19:00:00Z.
+
+The SOC's alerts (tests/fixtures/soc/compliance-alerts.json) are what the SOC's own program
+(roles/soc_collector/files/provnet_soc.py) answered to ``alerts --since 2026-12-01T19:00:00Z --json``
+after ingesting and detecting over tests/fixtures/soc/events/compliance: test_soc_store's attack
+scenario moved 2 days 20 hours back into this window (ban-xa renamed quan-son, a lab site), plus a
+host the collector's site table does not list (labels.site unknown) losing its time source.
+:func:`test_the_recorded_alerts_are_the_programs_own` runs the program again and compares.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -25,6 +33,12 @@ from provnet.engine import device as engine
 
 NOW = datetime(2026, 12, 2, 19, 0, 0, tzinfo=timezone.utc)
 SINCE = NOW - timedelta(hours=24)
+ROOT = Path(__file__).resolve().parents[2]
+SOC_FIXTURES = ROOT / "tests" / "fixtures" / "soc"
+NODE = ROOT / "roles" / "soc_collector" / "files" / "provnet_soc.py"
+ALERTS_JSON = (SOC_FIXTURES / "compliance-alerts.json").read_text(encoding="utf-8")
+DETECTED = "2026-12-02T01:00:00Z"  # when the SOC's detect ran over the fixture's events
+NO_PROGRAM = "/nonexistent/provnet-soc"  # the command run here never finds a provnet-soc of this machine
 
 
 def ep(t: datetime) -> int:
@@ -39,8 +53,8 @@ def lab() -> model.Model:
 # ---------------------------------------------------------------- a recorded answer
 
 #: What the SOC's command printed one night (its format: M = a matching line of the last 24 h,
-#: L = host, files' mtime, last line; K = matching lines it did not print).
-RECORDED = "\n".join([
+#: L = host, files' mtime, last line; K = matching lines it did not print), after the alerts.
+LOGS = "\n".join([
     f"#provnet-soc\t1\t{ep(NOW) + 3}",
     # dong-dang-ce: one password try = PAM line + sshd line, same sshd pid → 1
     "M\tdong-dang-ce\t2026-12-02T03:10:01.114201+00:00 dong-dang-ce sshd[4101]: pam_unix(sshd:auth): "
@@ -99,6 +113,9 @@ RECORDED = "\n".join([
     f"L\tevil-host\t{ep(NOW) - 60}\t2026-12-02T12:00:00.000000+00:00 evil-host sshd[1]: hi",
     "#end",
 ]) + "\n"
+ALERTS_BLOCK = f"#alerts-begin\n{ALERTS_JSON}\n#alerts-end\t0\n"
+RECORDED = ALERTS_BLOCK + LOGS
+ABSENT = f"#alerts-absent\t{socview.PROGRAM}\n" + LOGS
 
 
 def host(view: socview.SocView, name: str) -> socview.HostLog:
@@ -301,8 +318,9 @@ def _local(cmd: str) -> tuple[int, str]:
 @needs_shell
 def test_the_command_reads_the_current_and_newest_rotated_file(tmp_path: Path, lab: model.Model) -> None:
     d = _soc_dir(tmp_path)
-    rc, out = _local(socview.command(NOW, directory=str(d)))
-    assert rc == 0 and out.startswith("#provnet-soc\t1\t") and out.rstrip().endswith("#end")
+    rc, out = _local(socview.command(NOW, directory=str(d), program=NO_PROGRAM))
+    assert rc == 0 and out.startswith(f"#alerts-absent\t{NO_PROGRAM}\n#provnet-soc\t1\t")
+    assert out.rstrip().endswith("#end")
     assert "198.18.5.1 " not in out  # before the window: filtered on the SOC already
     assert "198.18.5.3" not in out and "198.18.5.4" not in out  # older rotations are not read
     assert "198.18.5.6" not in out and "198.18.5.7" in out  # the SOC reads offsets too
@@ -327,7 +345,7 @@ def test_the_soc_filters_as_the_parser_does(tmp_path: Path, lab: model.Model) ->
     """Every line of the files, unfiltered, read by the parser alone gives the same view as the SOC's
     awk: one set of patterns and time rules on both sides."""
     d = _soc_dir(tmp_path)
-    _, out = _local(socview.command(NOW, directory=str(d)))
+    _, out = _local(socview.command(NOW, directory=str(d), program=NO_PROGRAM))
     hosts = ["dong-dang-ce", "dong-dang-vc"]
     raw = [f"M\t{h}\t{line}" for h in hosts for name in ("syslog.log-20261202", "syslog.log")
            if (d / h / name).exists() for line in (d / h / name).read_text().splitlines()]
@@ -345,7 +363,7 @@ def test_the_soc_reads_traditional_times_across_new_year(tmp_path: Path, lab: mo
         "Dec 31 23:59:00 chi-lang-ce sshd[2]: Invalid user a from 198.18.5.9 port 1",
         "Jan  1 00:10:00 chi-lang-ce sshd[3]: Invalid user a from 198.18.5.11 port 1",
     ], jan)
-    rc, out = _local(socview.command(jan, directory=str(tmp_path)))
+    rc, out = _local(socview.command(jan, directory=str(tmp_path), program=NO_PROGRAM))
     assert rc == 0 and "198.18.5.10" not in out
     v = socview.parse(out, jan, lab)
     assert set(host(v, "chi-lang-ce").sources) == {"198.18.5.9", "198.18.5.11"}
@@ -354,7 +372,7 @@ def test_the_soc_reads_traditional_times_across_new_year(tmp_path: Path, lab: mo
 @needs_shell
 def test_a_site_scope_reads_only_its_folders(tmp_path: Path, lab: model.Model) -> None:
     d = _soc_dir(tmp_path)
-    cmd = socview.command(NOW, ["dong-dang-vc", "dong-dang-ce"], directory=str(d))
+    cmd = socview.command(NOW, ["dong-dang-vc", "dong-dang-ce"], directory=str(d), program=NO_PROGRAM)
     _, out = _local(cmd)
     assert "\tdc-fw\t" not in out and "L\tdong-dang-vc\t" in out
 
@@ -405,6 +423,253 @@ def test_collect_runs_one_command(lab: model.Model) -> None:
     assert seen == [socview.command(NOW)] and v.error == "" and len(v.sites) == 1 + len(lab.sites)
 
 
+# ---------------------------------------------------------------- the SOC's alerts (provnet-soc alerts --json)
+
+def _rules(alerts: list[socview.Alert] | None) -> list[str]:
+    assert alerts is not None
+    return [a.rule_name for a in alerts]
+
+
+def _answer(alerts: Any, rc: int = 0) -> str:
+    body = alerts if isinstance(alerts, str) else json.dumps({"since": "2026-12-01T19:00:00Z", "alerts": alerts},
+                                                             indent=1)
+    return f"#alerts-begin\n{body}\n#alerts-end\t{rc}\n" + LOGS
+
+
+def test_alerts_go_to_the_sites_of_their_label(lab: model.Model) -> None:
+    v = socview.parse(RECORDED, NOW, lab)
+    assert v.alerts_problem == "" and not any("provnet-soc" in n for n in v.notes())
+    # by level (critical, high, medium, low), then time
+    assert _rules(site(v, "dong-dang").alerts) == ["provnet_ssh_brute_force", "provnet_new_admin_source",
+                                                   "provnet_commit_outside_change_window"]
+    assert _rules(site(v, "chi-lang").alerts) == ["provnet_unit_keeps_failing", "provnet_time_sync_lost"]
+    assert _rules(site(v, "quan-son").alerts) == ["provnet_site_silent"]
+    # "dc": the data center's row (site None)
+    assert _rules(site(v, None).alerts) == ["provnet_port_scan", "provnet_sip_register_brute_force"]
+    assert site(v, "cao-loc").alerts == []  # read, none
+    # "unknown": the view's unknown bucket, in the view's list too
+    (stray,) = v.unknown_alerts
+    assert (stray.site, stray.hosts, stray.sites, stray.level) == ("unknown", ["stray-ntp"], [], "medium")
+    assert len(v.alerts or []) == 9 and stray in (v.alerts or [])
+    assert [a.level for a in v.alerts or []] == ["critical"] + ["high"] * 5 + ["medium"] * 3
+    assert _rules(v.alerts)[1:6] == ["provnet_site_silent", "provnet_new_admin_source", "provnet_unit_keeps_failing",
+                                     "provnet_port_scan", "provnet_sip_register_brute_force"]  # high: by time
+    assert v.alert_levels == {"critical": 1, "high": 5, "medium": 3, "low": 0}
+    brute = (v.alerts or [])[0]
+    assert (brute.title, brute.hosts, brute.count, brute.sites) == (
+        "SSH brute force - failed logins then a success", ["dong-dang-ce"], 6, ["dong-dang"])
+    assert (brute.first_event, brute.last_event) == (datetime(2026, 12, 2, 0, 10, tzinfo=timezone.utc),
+                                                     datetime(2026, 12, 2, 0, 11, 10, tzinfo=timezone.utc))
+    # the log part is as without the alerts
+    assert socview.parse(ABSENT, NOW, lab).as_dict()["sites"][0]["failed_logins"] == \
+        v.as_dict()["sites"][0]["failed_logins"]
+    assert host(v, "dong-dang-ce").failed_logins == 6 and v.complete and v.error == ""
+
+
+def test_the_alerts_in_json(lab: model.Model) -> None:
+    data = socview.parse(RECORDED, NOW, lab).as_dict()
+    assert data["summary"]["alerts"] == 9
+    assert data["summary"]["alert_levels"] == {"critical": 1, "high": 5, "medium": 3, "low": 0}
+    sites = {s["site"]: s for s in data["sites"]}
+    assert (sites["dong-dang"]["alerts"], sites[None]["alerts"], sites["cao-loc"]["alerts"]) == (3, 2, 0)
+    assert sites["dong-dang"]["alert_levels"] == {"critical": 1, "high": 1, "medium": 1, "low": 0}
+    assert data["unknown_alerts"] == 1
+    first = data["alerts"][0]
+    assert {k: first[k] for k in ("title", "level", "site", "hosts", "count", "first_event", "last_event")} == {
+        "title": "SSH brute force - failed logins then a success", "level": "critical", "site": "dong-dang",
+        "hosts": ["dong-dang-ce"], "count": 6, "first_event": "2026-12-02T00:10:00Z",
+        "last_event": "2026-12-02T00:11:10Z"}
+    assert (first["first_event_local"], first["last_event_local"]) == ("2026-12-02 07:10:00 (giờ VN)",
+                                                                       "2026-12-02 07:11:10 (giờ VN)")
+
+
+def test_a_site_scope_keeps_its_alerts_only(lab: model.Model) -> None:
+    v = socview.parse(RECORDED, NOW, lab, hosts=["dong-dang-ce", "dong-dang-vc"])
+    assert _rules(v.alerts) == ["provnet_ssh_brute_force", "provnet_new_admin_source",
+                                "provnet_commit_outside_change_window"]
+    assert v.unknown_alerts == []  # the unknown bucket is a province-wide run's, like unknown folders
+
+
+def test_an_alert_of_two_sites_is_on_both_rows_and_the_window_holds(lab: model.Model) -> None:
+    recorded = json.loads(ALERTS_JSON)["alerts"]
+    two = {**recorded[0], "alert_id": "a" * 16, "site": "dong-dang,chi-lang", "level": "low"}
+    old = {**recorded[0], "alert_id": "b" * 16, "first_event": "2026-12-01T18:00:00Z",
+           "last_event": "2026-12-01T18:59:59Z"}  # ended a second before the window
+    gone = {**recorded[0], "alert_id": "c" * 16, "site": "ban-xa"}  # a site the model no longer has
+    v = socview.parse(_answer([two, old, gone]), NOW, lab)
+    assert [a.alert_id for a in v.alerts or []] == ["c" * 16, "a" * 16]  # high before low
+    assert [a.alert_id for a in site(v, "dong-dang").alerts or []] == ["a" * 16]
+    assert [a.alert_id for a in site(v, "chi-lang").alerts or []] == ["a" * 16]
+    assert [a.alert_id for a in v.unknown_alerts] == ["c" * 16]
+    assert v.alert_levels == {"critical": 0, "high": 1, "medium": 0, "low": 1}
+
+
+def test_without_provnet_soc_the_view_says_so_once(lab: model.Model) -> None:
+    v = socview.parse(ABSENT, NOW, lab)
+    assert v.alerts is None and v.unknown_alerts == [] and v.alert_levels is None
+    assert [n for n in v.notes() if "provnet-soc" in n] == ["SOC chưa cài provnet-soc: không có cảnh báo tương quan."]
+    assert all(s.alerts is None for s in v.sites) and v.error == "" and host(v, "dong-dang-ce").failed_logins == 6
+    data = v.as_dict()
+    assert data["summary"]["alerts"] is None and data["alerts"] is None and data["sites"][0]["alerts"] is None
+    md = report.as_markdown(_report(lab, v))
+    assert "| Xã Quan Sơn | chưa nhận được — **im lặng** | 0 | 0 | 0 | — |" in md
+    assert "- SOC chưa cài provnet-soc: không có cảnh báo tương quan." in md and report.ALERTS_TITLE not in md
+    page = report.as_html(_report(lab, v))
+    assert "SOC chưa cài provnet-soc" in page and report.ALERTS_TITLE not in page
+    # an answer with no alerts part at all (not this command's) is said too
+    assert any("provnet-soc alerts" in n for n in socview.parse(LOGS, NOW, lab).notes())
+
+
+@pytest.mark.parametrize("answer,said", [
+    (_answer("{\"since\": \"2026-12-01T19:00:00Z\", \"alerts\": [{\"alert_id\": "), "không phải JSON"),
+    (_answer('{"since": "2026-12-01T19:00:00Z"}'), "thiếu danh sách alerts"),
+    (_answer("[1, 2]"), "thiếu danh sách alerts"),
+    (_answer("provnet-soc alerts: SQLite error: database is locked", rc=2), "thoát với mã 2 (provnet-soc alerts: "
+                                                                              "SQLite error: database is locked)"),
+    (_answer("", rc=124), "thoát với mã 124"),  # timeout killed it
+    # cut: the log part began before the alerts' end line
+    ("#alerts-begin\n{\"since\": \"2026-12-01T19:00:00Z\", \"al\n" + LOGS, "không đầy đủ"),
+])
+def test_unreadable_alerts_are_a_note_not_an_error(lab: model.Model, answer: str, said: str) -> None:
+    v = socview.collect(lab, lambda cmd: (0, answer), NOW)
+    assert v.error == "" and v.alerts is None and said in v.alerts_problem
+    assert v.alerts_problem.endswith("không có cảnh báo tương quan.") and v.alerts_problem in v.notes()
+    assert host(v, "dong-dang-ce").failed_logins == 6 and site(v, "dong-dang").alerts is None  # the logs stand
+    report.as_html(_report(lab, v)), report.as_markdown(_report(lab, v))
+
+
+def test_a_malformed_alert_is_skipped_with_a_note(lab: model.Model) -> None:
+    recorded = json.loads(ALERTS_JSON)["alerts"]
+    bad = [{k: v for k, v in recorded[0].items() if k != "title"}, {**recorded[1], "first_event": "yesterday"},
+           {**recorded[2], "hosts": "dong-dang-ce"}, "not an alert", None]
+    v = socview.parse(_answer(bad + recorded[3:]), NOW, lab)
+    assert len(v.alerts or []) == len(recorded) - 3
+    assert v.alerts_problem == "5 cảnh báo trong kết quả provnet-soc alerts không đọc được (thiếu trường hoặc sai " \
+                               "kiểu): đã bỏ qua." and v.alerts_problem in v.notes()
+
+
+def test_a_failed_soc_has_no_alerts_either(lab: model.Model) -> None:
+    cut = socview.collect(lab, lambda cmd: (0, RECORDED.replace("#end\n", "")), NOW)
+    assert "cut short" in cut.error and cut.alerts is None and cut.unknown_alerts == []
+    assert not any("provnet-soc" in n for n in cut.notes())  # the error says it all
+
+
+def test_the_command_asks_provnet_soc_when_installed() -> None:
+    cmd = socview.command(NOW)
+    guarded = ("if [ -x /usr/local/sbin/provnet-soc ]; then echo '#alerts-begin'; timeout 120 "
+               "/usr/local/sbin/provnet-soc alerts --since 2026-12-01T19:00:00Z --json 2>&1; "
+               "printf '\\n#alerts-end\\t%s\\n' \"$?\"; else printf '#alerts-absent\\t%s\\n' /usr/local/sbin/provnet-soc; fi")
+    assert guarded in cmd and cmd.count("provnet-soc alerts") == 1
+    assert cmd.index(guarded) < cmd.index("find ")  # before the logs: #end stays the last line
+    assert socview.alerts_command(NOW) == guarded and socview.command(NOW) == cmd
+    assert "--since 2026-12-02T00:30:00Z" in socview.command(datetime(2026, 12, 3, 7, 30, 0, 999,
+                                                                      tzinfo=timezone(timedelta(hours=7))))
+    assert "[ -x '/opt/soc tools/provnet-soc' ]" in socview.command(NOW, program="/opt/soc tools/provnet-soc")
+
+
+# ---------------------------------------------------------------- the alerts, from the SOC's own program
+
+def _node(tmp: Path, *args: str, now: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(NODE), "--store", str(tmp / "store"), "--events",
+                           str(tmp / "events"), "--now", now, *args], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def soc_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The SOC's store after ingest and detect over tests/fixtures/soc/events/compliance."""
+    from provnet.soc import sigma
+
+    tmp = tmp_path_factory.mktemp("soc")
+    shutil.copytree(SOC_FIXTURES / "events" / "compliance", tmp / "events")
+    (tmp / "compiled.json").write_text(json.dumps(sigma.compile_sqlite()), encoding="utf-8")
+    _node(tmp, "ingest", now=DETECTED)
+    _node(tmp, "detect", "--compiled", str(tmp / "compiled.json"), "--no-syslog", now=DETECTED)
+    return tmp
+
+
+def _program(tmp: Path, store: Path, body: str | None = None) -> str:
+    """A provnet-soc on this machine: the real program over ``store`` (or a shell ``body``)."""
+    path = tmp / "bin" / "provnet-soc"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = body or f'exec {sys.executable} {NODE} --store {store / "store"} --events {store / "events"} "$@"'
+    path.write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_the_recorded_alerts_are_the_programs_own(soc_store: Path) -> None:
+    out = _node(soc_store, "alerts", "--since", "2026-12-01T19:00:00Z", "--json", now="2026-12-02T19:00:00Z").stdout
+    assert out == ALERTS_JSON
+
+
+@needs_shell
+def test_the_command_runs_the_program_beside_the_logs(tmp_path: Path, soc_store: Path, lab: model.Model) -> None:
+    d = _soc_dir(tmp_path)
+    rc, out = _local(socview.command(NOW, directory=str(d), program=_program(tmp_path, soc_store)))
+    assert rc == 0 and out.startswith("#alerts-begin\n{") and out.rstrip().endswith("#end")
+    v = socview.parse(out, NOW, lab, directory=str(d))
+    assert v.alerts_problem == "" and [a.as_dict() for a in v.alerts or []] == \
+        [a.as_dict() for a in socview.parse(RECORDED, NOW, lab).alerts or []]
+    assert _rules(site(v, None).alerts) == ["provnet_port_scan", "provnet_sip_register_brute_force"]
+    assert host(v, "dong-dang-ce").failed_logins == 5  # the logs as without the program
+
+
+@needs_shell
+def test_a_failing_program_leaves_the_logs_and_the_exit_status(tmp_path: Path, soc_store: Path,
+                                                               lab: model.Model) -> None:
+    d = _soc_dir(tmp_path)
+    failing = _program(tmp_path, soc_store, "echo 'provnet-soc alerts: /var/lib/provnet-soc: Permission denied' >&2"
+                                            "; printf '{\"half'; exit 2")
+    rc, out = _local(socview.command(NOW, directory=str(d), program=failing))
+    assert rc == 0 and "{\"half\n#alerts-end\t2\n" in out
+    v = socview.parse(out, NOW, lab, directory=str(d))
+    assert v.alerts is None and "thoát với mã 2" in v.alerts_problem and "Permission denied" in v.alerts_problem
+    assert host(v, "dong-dang-ce").failed_logins == 5
+    absent = socview.parse(_local(socview.command(NOW, directory=str(d), program=NO_PROGRAM))[1], NOW, lab)
+    assert absent.alerts is None and absent.alerts_problem == socview.ALERTS_ABSENT
+
+
+def test_the_alerts_in_the_report(lab: model.Model) -> None:
+    rep = _report(lab, socview.parse(RECORDED, NOW, lab))
+    page = report.as_html(rep)
+    section = page[page.index(report.SOC_TITLE):page.index("Các phát hiện (")]
+    assert "<th>Cảnh báo</th></tr>" in section
+    dc = section[section.index("<td>Trung tâm tích hợp dữ liệu"):]
+    assert dc[:dc.index("</tr>")].endswith('<td class="n">2<br><small>Cao 2</small></td>')
+    alerts = section[section.index(f"{report.ALERTS_TITLE} (9)"):section.index("Các lần thay đổi cấu hình")]
+    assert "Nghiêm trọng 1, Cao 5, Trung bình 3, Thấp 0." in alerts
+    rows = alerts.split("<tr>")[2:]
+    assert len(rows) == 9
+    assert rows[0] == ('<td><span class="fail">Nghiêm trọng</span></td><td>SSH brute force - failed logins then a '
+                       "success<br><small><code>provnet_ssh_brute_force</code></small></td><td>Xã Đồng Đăng</td>"
+                       "<td><code>dong-dang-ce</code></td><td>2026-12-02 07:10:00 (giờ VN)</td>"
+                       '<td>2026-12-02 07:11:10 (giờ VN)</td><td class="n">6</td></tr>')
+    assert "<td>Trung tâm tích hợp dữ liệu</td><td><code>dc-fw</code></td>" in alerts
+    assert "<td>Không rõ đơn vị (unknown)</td><td><code>stray-ntp</code></td>" in alerts
+    md = report.as_markdown(rep)
+    assert f"### {report.ALERTS_TITLE} (9)\n\n- Nghiêm trọng 1, Cao 5, Trung bình 3, Thấp 0\n" in md
+    assert ("- **Nghiêm trọng** SSH brute force - failed logins then a success — Xã Đồng Đăng (`dong-dang-ce`): "
+            "2026-12-02 07:10:00 (giờ VN) → 2026-12-02 07:11:10 (giờ VN), 6 sự kiện") in md
+    assert "- **Cao** Port scan - many destination ports dropped from one address — Trung tâm tích hợp dữ liệu " in md
+    assert md.index("Nghiêm trọng** SSH") < md.index("**Cao** Site silent") < md.index("**Trung bình** Configuration")
+    assert "| Xã Đồng Đăng | 2026-12-03 01:59 (giờ VN) (im lặng: dong-dang-vc) | 6 (" in md
+    assert "| 2 | 2 | 3 (Nghiêm trọng 1, Cao 1, Trung bình 1) |" in md
+    assert md.index(report.ALERTS_TITLE) < md.index("### Các lần thay đổi cấu hình")
+
+
+def test_an_alert_is_escaped_in_html(lab: model.Model) -> None:
+    hostile = "<script>alert(1)</script> & \"q\""
+    (first, *_) = json.loads(ALERTS_JSON)["alerts"]
+    evil = {**first, "title": hostile, "rule_name": hostile, "hosts": [hostile], "site": hostile, "level": hostile}
+    page = report.as_html(_report(lab, socview.parse(_answer([evil]), NOW, lab)))
+    assert "<script>" not in page
+    # title, rule, site label, host, level, and the level in the counts line
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;q&quot;") == 6
+    assert "Không có cảnh báo nào." in report.as_html(_report(lab, socview.parse(_answer([]), NOW, lab)))
+
+
 # ---------------------------------------------------------------- the report
 
 def _report(lab: model.Model, view: socview.SocView | None) -> report.Report:
@@ -420,7 +685,8 @@ def test_the_html_section(lab: model.Model) -> None:
     row = row[:row.index("</tr>")]
     assert "2026-12-03 01:59 (giờ VN)" in row and "Im lặng: <code>dong-dang-vc</code>" in row
     assert '<td class="n">6<br><small>198.18.77.10 (3), 198.18.77.9 (2)' in row
-    assert row.endswith('<td class="n">2</td><td class="n">2</td>')
+    assert row.endswith('<td class="n">2</td><td class="n">2</td>'
+                        '<td class="n">3<br><small>Nghiêm trọng 1, Cao 1, Trung bình 1</small></td>')
     quan_son = section[section.index("<td>Xã Quan Sơn"):]
     assert quan_son[:quan_son.index("</tr>")].count("chưa nhận được") == 1 and 'class="fail">Im lặng' in quan_son
     assert "Các lần thay đổi cấu hình trong 24 giờ qua (2)" in section
@@ -433,15 +699,16 @@ def test_the_markdown_and_json_sections(lab: model.Model) -> None:
     md = report.as_markdown(rep)
     assert "## Giám sát an toàn thông tin (24 giờ qua)" in md
     assert ("| Đơn vị | Nhật ký cuối cùng tại SOC | Đăng nhập quản trị thất bại | Gói tin bị chặn "
-            "| Thay đổi cấu hình |") in md
-    assert "| Xã Quan Sơn | chưa nhận được — **im lặng** | 0 | 0 | 0 |" in md
+            "| Thay đổi cấu hình | Cảnh báo |\n|---|---|---|---|---|---|\n") in md
+    assert "| Xã Quan Sơn | chưa nhận được — **im lặng** | 0 | 0 | 0 | 1 (Cao 1) |" in md
     assert "| Xã Đồng Đăng | 2026-12-03 01:59 (giờ VN) (im lặng: dong-dang-vc) | 6 (198.18.77.10 (3), " in md
     assert "- 2026-12-02 09:15:42 (giờ VN) `dong-dang-ce` (Xã Đồng Đăng) frr: user=netops" in md
     assert md.index("## Giám sát") < md.index("## Các phát hiện")
     data = json.loads(report.as_json_text(rep))["soc"]
     assert data["summary"] == {"sites": 8, "silent_sites": ["huyen-cao-loc", "huyen-chi-lang", "cao-loc", "quan-son",
                                                             "ubnd-tinh"],
-                               "failed_logins": 8, "drops": 45, "commits": 2, "truncated": True}
+                               "failed_logins": 8, "drops": 45, "commits": 2, "alerts": 9,
+                               "alert_levels": {"critical": 1, "high": 5, "medium": 3, "low": 0}, "truncated": True}
     dd = next(s for s in data["sites"] if s["site"] == "dong-dang")
     assert dd["name"] == "Xã Đồng Đăng" and dd["silent_hosts"] == ["dong-dang-vc"] and dd["failed_logins"] == 6
     assert data["commits"][0]["ticket"] == "CHG-2026-1201" and data["error"] is None
