@@ -8,9 +8,9 @@ The events: BENCH_EVENTS (default 1,000,000) background events of one recorded d
 (the formats of tests/fixtures/soc/samples: ulogd's nftables drops, Kamailio registrations, sshd logins,
 sudo, baresip, chrony, systemd, the engine's audit line, lines no rule knows), over thanhhoa-lab's 339
 devices (`provnet.model.load('inventory/thanhhoa-lab')`: their names, addresses, SIP users), stamped
-over the 24 h before the run (+07:00, as the nodes send). The day's last 2 h are sent first (the
-detection window is the longest correlation timespan + 1 h = 2 h), then the day from its start, so
-every detect run of the replay has a full window. Nine attack bursts, stamped live as they are sent,
+over the 24 h before the run (+07:00, as the nodes send), sent newest first: from the first
+store-and-detect run on, the detection window (the longest correlation timespan + 1 h = 2 h) is full
+and every site's last event is recent (the silence check sees a normal day). Nine attack bursts, stamped live as they are sent,
 at known points of the replay (10 %, 20 % … 90 % of the lines): an SSH brute force (8 failed passwords
 then a success), a port sweep (30 ports dropped) and a SIP REGISTER brute force (15 refused), three of
 each, each from its own address. Every address is inside 198.18.0.0/15.
@@ -50,7 +50,6 @@ omfile sets group adm on the files it creates).
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import ipaddress
 import json
@@ -90,7 +89,6 @@ GOAL_EPS = 5000.0
 GOAL_ALERT_S = 60.0
 LOCAL = timezone(timedelta(hours=7))  # giờ VN: what the nodes' RFC 5424 timestamps carry
 DAY_S = 86400.0
-FIRST_S = 7200.0  # the day's last 2 h are sent first: the detection window (longest timespan 1 h + 1 h)
 SEED = 24
 LOOPBACK = "127.0.0.1"
 QUERY_SITES = ("ham-rong", "dc")  # a commune (first site of the province) and the DC
@@ -408,17 +406,13 @@ class Generator:
 
     # the day ----------------------------------------------------------------------------------------
     def background(self, n: int, day_end: float) -> Iterator[Event]:
-        """n events over [day_end − 24 h, day_end), in send order: the last FIRST_S seconds first, then the
-        rest of the day from its start (each part in time order). Engine commits only inside the change
-        window (08:00–17:00 local): a commit outside it is an alert, not background."""
+        """n events over (day_end − 24 h, day_end], in send order: newest first. Engine commits only inside
+        the change window (08:00–17:00 local): a commit outside it is an alert, not background."""
         r = self.r
-        start = day_end - DAY_S
-        times = sorted(start + r.random() * DAY_S for _ in range(n))
-        split = bisect.bisect_left(times, day_end - FIRST_S)
+        times = sorted((day_end - r.random() * DAY_S for _ in range(n)), reverse=True)
         kinds = r.choices(self.kinds, cum_weights=self.cum, k=n)
         make = {k: getattr(self, k) for k in self.kinds}
-        for i in [*range(split, n), *range(split)]:
-            ts, kind = times[i], kinds[i]
+        for ts, kind in zip(times, kinds):
             if kind == "engine" and not 8 <= datetime.fromtimestamp(ts, LOCAL).hour < 17:
                 kind = "sudo"
             yield make[kind](ts)
@@ -1162,9 +1156,10 @@ PACED = float(os.environ.get("BENCH_PACED_RATE", str(2 * GOAL_EPS)))
 
 NOTES = [
     "Events: one recorded day of the lab's kinds over thanhhoa-lab's devices (the formats of "
-    "tests/fixtures/soc/samples), stamped over the 24 whole hours before the run's hour, at +07:00 as the nodes "
-    "send; the day's last 2 h are sent first (the detection window: the longest correlation timespan + 1 h), so "
-    "every detect run has a full window, then the rest of the day in time order. Mix: "
+    "tests/fixtures/soc/samples), stamped over the 24 h before the run, at +07:00 as the nodes send, and sent "
+    "newest first: from the first store-and-detect run on, the detection window (the longest correlation timespan "
+    "+ 1 h) is full and every site's last event recent, as on a normal day (sent oldest first, the first runs "
+    "would see every site silent for hours). Mix: "
     + ", ".join(f"{k} {w:.1%}" for k, w in MIX) + f". Every address inside 198.18.0.0/15 (scanners {SCANNERS}, "
     f"attackers {ATTACKERS}, the rest the model's).",
     "Nine attack bursts per replay at 10 %, 20 % … 90 % of its lines, in turn an SSH brute force (8 failed "
@@ -1236,7 +1231,7 @@ def main() -> None:
 
     for run in range(RUNS):
         say(f"run {run + 1}/{RUNS}: generating {EVENTS:,} events")
-        day_end = float(int(time.time()) // 3600 * 3600)  # the day: the 24 whole hours before this one
+        day_end = time.time()  # the day: the 24 h before now
         replay = build_replay(Generator(p), EVENTS, day_end)
         root = Path(tempfile.mkdtemp(prefix=f"run{run + 1}-", dir=WORK))
         r: dict[str, Any] = {"commit": machine["commit"], "load_start": load(), "wall_start": time.time(),

@@ -68,11 +68,9 @@ def test_the_province_is_thanhhoa_lab(province: bench_soc.Province) -> None:
 def test_the_day_is_the_mix_in_send_order(day: list[bench_soc.Event], province: bench_soc.Province) -> None:
     assert len(day) == N
     times = [e.ts for e in day]
-    assert all(DAY_END - bench_soc.DAY_S <= t < DAY_END for t in times)
-    # the day's last 2 h first (each part in time order), then the day from its start
-    split = next(i for i in range(1, N) if times[i] < times[i - 1])
-    assert times[:split] == sorted(times[:split]) and times[split:] == sorted(times[split:])
-    assert min(times[:split]) >= DAY_END - bench_soc.FIRST_S > max(times[split:])
+    assert all(DAY_END - bench_soc.DAY_S <= t <= DAY_END for t in times)
+    assert times == sorted(times, reverse=True)  # newest first
+    assert times[0] > DAY_END - 600 and times[-1] < DAY_END - bench_soc.DAY_S + 600  # the whole day
     actions = Counter(e.action for e in day)
     assert actions.most_common(1)[0][0] == "firewall-drop"
     assert actions["firewall-drop"] > N * 0.45 and actions["sip-register"] > N * 0.12
