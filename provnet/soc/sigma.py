@@ -263,9 +263,10 @@ def _builtins(path: Path, names: dict[str, SigmaRule | SigmaCorrelationRule],
     if not isinstance(data, dict) or set(data) != {"checks"} or not isinstance(data["checks"], list):
         problems.append(Problem(shown, "file", "must hold one key, 'checks', a list", f"see {DOCS}"))
         return []
-    required = {"silence": {"threshold"}, "new-value": {"rule", "field", "history"}}
+    required = {"silence": {"threshold"}, "new-value": {"rule", "field", "history"},
+                "unanswered": {"rule", "answer", "within"}}
     common = {"id", "name", "title", "level", "check", "description", "group-by"}
-    optional = {"silence": {"thresholds", "history"}, "new-value": set()}
+    optional = {"silence": {"thresholds", "history"}, "new-value": set(), "unanswered": set()}
     out = []
     for i, raw in enumerate(data["checks"]):
         obj = f"check '{raw.get('name')}'" if isinstance(raw, dict) and raw.get("name") else f"checks[{i}]"
@@ -285,7 +286,7 @@ def _builtins(path: Path, names: dict[str, SigmaRule | SigmaCorrelationRule],
                                     f"a {kind} check has {sorted(common | required[kind])} ({DOCS})"))
             continue
         settings: dict[str, Any] = {}
-        for key in ("threshold", "history"):
+        for key in ("threshold", "history", "within"):
             if key in raw:
                 try:
                     settings[f"{key}_seconds"] = SigmaCorrelationTimespan(str(raw[key])).seconds
@@ -311,6 +312,13 @@ def _builtins(path: Path, names: dict[str, SigmaRule | SigmaCorrelationRule],
                 problems.append(Problem(shown, obj, f"rule '{raw['rule']}' is not a (non-correlation) Sigma rule "
                                         "of soc/rules", "name the base rule whose events the check watches"))
             settings["rule"] = str(raw["rule"])
+        if kind == "unanswered":
+            for key in ("rule", "answer"):
+                ref = names.get(str(raw[key]))
+                if not isinstance(ref, SigmaRule):
+                    problems.append(Problem(shown, obj, f"{key} '{raw[key]}' is not a (non-correlation) Sigma rule "
+                                            "of soc/rules", "name the base rules of the event and of its answer"))
+                settings[key] = str(raw[key])
         out.append(Builtin(str(raw["id"]), str(raw["name"]), str(raw["title"]), str(raw["level"]), kind,
                            str(raw["description"]).strip(), list(raw["group-by"]), settings, shown))
     return out
@@ -449,6 +457,8 @@ def compile_sqlite(directory: Path | str = RULES_DIR, parameters: dict[str, str]
     base_sql: dict[str, str] = {}
     problems: list[Problem] = []
     ordered = sorted(ruleset.collection.rules, key=lambda r: isinstance(r, SigmaCorrelationRule))
+    # the events an `unanswered` check pairs are its inputs, not alerts of their own
+    inputs = {c.settings[k] for c in ruleset.builtins if c.check == "unanswered" for k in ("rule", "answer")}
     for rule in ordered:
         shown = ruleset.file_of(rule)
         head = {"id": str(rule.id), "name": rule.name, "title": rule.title, "level": _level(rule), "file": shown,
@@ -461,7 +471,7 @@ def compile_sqlite(directory: Path | str = RULES_DIR, parameters: dict[str, str]
                     base_sql[rule.name] = f"SELECT * FROM {TABLE} WHERE {predicate}"
                 else:
                     base_sql[rule.name] = " UNION ".join(rule.get_conversion_result())
-                if queries:
+                if queries and rule.name not in inputs:
                     entries.append({**head, "kind": "sigma", "sql": " UNION ".join(queries),
                                     "group_by": ["host.name"], "merge_seconds": MERGE_SECONDS})
             else:
@@ -479,6 +489,9 @@ def compile_sqlite(directory: Path | str = RULES_DIR, parameters: dict[str, str]
                                  "check": check.check, "group_by": check.group_by, **check.settings}
         if check.check == "new-value":
             entry["sql"] = base_sql.get(check.settings["rule"], "")
+        if check.check == "unanswered":
+            entry["sql"] = base_sql.get(check.settings["rule"], "")
+            entry["answer_sql"] = base_sql.get(check.settings["answer"], "")
         entries.append(entry)
     if problems:
         raise SigmaRuleError(problems)
@@ -512,6 +525,7 @@ def compile_opensearch(directory: Path | str = RULES_DIR, parameters: dict[str, 
     lucene = OpensearchLuceneBackend(pipeline(), index_names=[index])
     out: list[dict[str, Any]] = []
     rules = ruleset.collection.rules
+    inputs = {c.settings[k] for c in ruleset.builtins if c.check == "unanswered" for k in ("rule", "answer")}
     lucene_of: dict[str, str] = {}
     for rule in rules:
         if isinstance(rule, SigmaRule):
@@ -521,7 +535,7 @@ def compile_opensearch(directory: Path | str = RULES_DIR, parameters: dict[str, 
     for rule in rules:
         head = {"id": str(rule.id), "name": rule.name, "title": rule.title, "level": _level(rule), "index": index}
         if isinstance(rule, SigmaRule):
-            if rule._output is False:  # referenced by a correlation without generate: true
+            if rule._output is False or rule.name in inputs:  # a correlation's or a built-in check's input
                 continue
             entry = {**head, "kind": "sigma", "lucene": lucene_of[rule.name], "ppl": None, "unsupported": None}
         else:

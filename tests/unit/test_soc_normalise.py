@@ -60,7 +60,8 @@ CATEGORY = {
     "sudo-command": "process", "sudo-auth": "authentication",
     "firewall-drop": "network",
     "sip-register": "authentication", "sip-auth": "authentication",
-    "time-sync-lost": "host", "time-sync-regained": "host", "time-clock-wrong": "host", "time-clock-stepped": "host",
+    "time-sync-lost": "host", "time-sync-regained": "host", "time-service-stopped": "host",
+    "time-service-started": "host", "time-clock-wrong": "host", "time-clock-stepped": "host",
     "unit-failed": "host",
     "call-started": "session", "call-ended": "session",
     "config-commit": "configuration", "config-revert": "configuration",
@@ -132,7 +133,8 @@ EXPECTED: dict[str, list[dict[str, Any]]] = {
         ev("time-clock-wrong", "unknown"),
         ev("time-clock-stepped", "unknown"),
         ev("time-sync-regained", "success"),
-        ev("time-sync-lost", "failure"),          # chronyd exiting (stopped)
+        ev("time-service-stopped", "unknown"),    # chronyd exiting (stopped or restarting)
+        ev("time-service-started", "success"),    # chronyd version 4.3 starting
     ],
     "systemd": [
         ev("unit-failed", "failure", unit="frr.service"),

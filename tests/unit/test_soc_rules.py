@@ -25,6 +25,7 @@ ALERTING = {
     "provnet_sip_register_brute_force": "correlation", "provnet_commit_outside_change_window": "sigma",
     "provnet_time_sync_lost": "sigma", "provnet_unit_keeps_failing": "correlation",
     "provnet_site_silent": "builtin", "provnet_new_admin_source": "builtin",
+    "provnet_time_service_stopped": "builtin",
 }
 
 

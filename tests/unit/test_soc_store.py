@@ -310,3 +310,24 @@ def test_a_new_alert_goes_to_syslog_with_the_stable_prefix(monkeypatch: pytest.M
     assert sent[0] == ("open", "provnet-soc", 32)
     assert sent[1][1] == 2 and sent[1][2].startswith("provnet-soc-alert level=critical rule=provnet_ssh_brute_force "
                                                      "site=dong-dang hosts=dong-dang-ce ")
+
+
+def test_a_time_service_stopped_and_not_started_again(tmp_path: Path, compiled_file: Path) -> None:
+    """chronyd's exit alone is an alert once a minute has passed without its start; a restart (both within
+    seconds, what every converge does) raises nothing, and the check waits the minute before judging."""
+    (tmp_path / "events").mkdir()
+    log = tmp_path / "events" / "events-2026-12-04.json"
+    chrony = {"event__dataset": "chrony", "event__category": "host", "event__outcome": "unknown"}
+    write_line(log, event("2026-12-04T20:50:00Z", host="cao-loc-vc", site="cao-loc", event__action="time-service-stopped",
+                          **chrony))
+    write_line(log, event("2026-12-04T20:50:03Z", host="cao-loc-vc", site="cao-loc", event__action="time-service-started",
+                          **chrony))
+    write_line(log, event("2026-12-04T20:59:30Z", host="chi-lang-vc", site="chi-lang",
+                          event__action="time-service-stopped", **chrony))
+    run(tmp_path, "ingest")
+    run(tmp_path, "detect", "--compiled", str(compiled_file), "--no-syslog")   # 30 s after: not yet judged
+    assert "provnet_time_service_stopped" not in {a["rule_name"] for a in alerts(tmp_path)}
+    later = "2026-12-04T21:01:00Z"
+    run(tmp_path, "detect", "--compiled", str(compiled_file), "--no-syslog", now=later)
+    stopped = [a for a in alerts(tmp_path, now=later) if a["rule_name"] == "provnet_time_service_stopped"]
+    assert [(a["site"], a["hosts"]) for a in stopped] == [("chi-lang", ["chi-lang-vc"])]

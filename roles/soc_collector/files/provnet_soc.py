@@ -498,6 +498,42 @@ def run_new_value(store: Store, rule: dict[str, Any], start: datetime, now: date
     return out
 
 
+def run_unanswered(store: Store, rule: dict[str, Any], start: datetime, now: datetime) -> list[dict[str, Any]]:
+    """Built-in ``unanswered``: an event of ``sql`` in the window that no event of ``answer_sql`` of the same
+    group followed within ``within_seconds`` (a service stopped and not started again — a restart is both).
+    Judged only once that time has passed."""
+    within = float(rule["within_seconds"])
+    group_by = list(rule.get("group_by", []))
+    stops: list[dict[str, Any]] = []
+    answers: list[dict[str, Any]] = []
+    for day in days_between(start.date(), now.date()):
+        conn = store.read(day)
+        if conn is None:
+            continue
+        with contextlib.closing(conn):
+            conn.row_factory = sqlite3.Row
+            stops.extend(dict(r) for r in conn.execute(rule["sql"]))
+            answers.extend(dict(r) for r in conn.execute(rule["answer_sql"]))
+    after: dict[str, list[datetime]] = {}
+    for a in answers:
+        t = parse_time(a["@timestamp"])
+        if t is not None:
+            after.setdefault(json.dumps([a.get(f) for f in group_by]), []).append(t)
+    out = []
+    for e in stops:
+        t = parse_time(e["@timestamp"])
+        if t is None or t < start or (now - t).total_seconds() < within:
+            continue
+        key = json.dumps([e.get(f) for f in group_by])
+        if not any(0 <= (at - t).total_seconds() <= within for at in after.get(key, [])):
+            c = candidate(rule, dict(zip(group_by, json.loads(key))), [{"id": e["event.id"], "time": e["@timestamp"],
+                                                                       "site": e["labels.site"], "host": e["host.name"]}],
+                          0.0)
+            if c:
+                out.append(c)
+    return out
+
+
 def alerts_connection(store: Store) -> sqlite3.Connection:
     store.root.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(store.alerts_db)
@@ -594,6 +630,8 @@ def cmd_detect(store: Store, args: argparse.Namespace, now: datetime) -> int:
                 found.extend(run_silence(store, rule, now))
             elif kind == "builtin" and rule.get("check") == "new-value":
                 found.extend(run_new_value(store, rule, start, now))
+            elif kind == "builtin" and rule.get("check") == "unanswered":
+                found.extend(run_unanswered(store, rule, start, now))
             else:
                 failed.append(f"{rule.get('name')}: unknown kind {kind}/{rule.get('check')}")
         except sqlite3.Error as exc:
