@@ -112,8 +112,8 @@ def events_cmd(
     inventory: Optional[Path] = InventoryOpt,
     site: str = typer.Option(..., "--site", metavar="SLUG", help="The site (a site slug, dc or unknown)."),
     category: Optional[str] = typer.Option(None, "--category", metavar="C",
-                                           help="Only this event.category: authentication, network, "
-                                                "configuration, host, process, session."),
+                                           help="Only this event.category: authentication (auth), network "
+                                                "(net), configuration (config), host, process, session."),
     since: str = SinceOpt,
     limit: int = typer.Option(1000, "--limit", min=1, metavar="N", help="At most the newest N events."),
     as_json: bool = JsonOpt,
@@ -129,10 +129,15 @@ def events_cmd(
 
     Exit status: 0 the query ran; 1 the SOC could not be reached or did not answer; 2 bad input.
 
-    Example: provnet soc events --site dong-dang --category authentication --since 2h
+    Example: provnet soc events --site dong-dang --category auth --since 2h
     """
     from provnet.soc import remote
 
+    if category is not None:
+        try:
+            category = remote.check_category(category)
+        except remote.SocError as exc:
+            _failed(exc)
     m, soc, data = _query(inventory, site, since,
                           lambda run, when: remote.events(run, site, category, when, limit))
     rows = data["events"]

@@ -107,6 +107,20 @@ def check_site(model: Any, slug: str) -> str:
                    f"(`provnet inventory ipplan` lists them): {shown}", 2)
 
 
+CATEGORIES = ("authentication", "network", "configuration", "host", "process", "session")  # the rulebase's
+ALIASES = {"auth": "authentication", "net": "network", "config": "configuration", "conf": "configuration"}
+
+
+def check_category(value: str) -> str:
+    """``--category`` as the store holds it: an event.category the normaliser writes, or a short alias."""
+    text = value.strip().lower()
+    text = ALIASES.get(text, text)
+    if text not in CATEGORIES:
+        raise SocError(f"--category {value!r} is not an event category of the SOC; use one of "
+                       f"{', '.join(CATEGORIES)} (or auth, net, config)", 2)
+    return text
+
+
 def check_since(value: str) -> str:
     """``--since`` as the node reads it: a span (30m, 24h, 7d) as given, or an ISO 8601 time as UTC ``…Z``.
 

@@ -159,10 +159,15 @@ def test_events_of_a_site_with_a_category_and_a_limit(local_soc: type[LocalSoc],
 
 def test_every_argument_reaches_the_program_quoted(local_soc: type[LocalSoc], attack_store: Path) -> None:
     canary = attack_store / "pwned"
-    res = soc("events", "--site", "dc", "--category", f"x'; touch {canary}; echo '$(id)", "--json")
+    hostile = f"x'; touch {canary}; echo '$(id)"
+    # the command line quotes whatever it is given (one argument, nothing run) …
+    assert argv(remote.events_command("dc", hostile))[5] == hostile
+    # … and the CLI refuses a category the store does not have before it connects at all
+    res = soc("events", "--site", "dc", "--category", hostile, "--json")
+    assert res.exit_code == 2 and not canary.exists() and local_soc.commands == []
+    res = soc("events", "--site", "dc", "--category", "auth", "--json")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["events"] == [] and not canary.exists()
-    assert argv(local_soc.commands[-1])[5] == f"x'; touch {canary}; echo '$(id)"
+    assert argv(local_soc.commands[-1])[5] == "authentication"
 
 
 # ---------------------------------------------------------------- refused before connecting
@@ -299,3 +304,16 @@ def test_help_reads_like_a_man_page(command: str) -> None:
     res = CliRunner().invoke(app, ["soc", command, "--help"])
     assert res.exit_code == 0
     assert "Exit status: 0" in res.stdout and "Example: provnet soc " in res.stdout and "SSH" in res.stdout
+
+
+def test_a_category_alias_is_the_stores_category_and_an_unknown_one_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert [remote.check_category(c) for c in ("auth", "Authentication", "net", "config", "host")] == [
+        "authentication", "authentication", "network", "configuration", "host"]
+    assert remote.events_command("dong-dang", remote.check_category("auth")).count("--category authentication") == 1
+    monkeypatch.setattr("provnet.drivers.ssh.SSH", _tripwire)
+    monkeypatch.setattr("paramiko.SSHClient.connect", _tripwire)
+    res = soc("events", "--site", "dong-dang", "--category", "logins", "--json")
+    assert res.exit_code == 2
+    data = json.loads(res.stdout)
+    assert data["ok"] is False and "not an event category" in data["error"] and "authentication" in data["error"]
