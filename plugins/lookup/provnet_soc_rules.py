@@ -21,6 +21,7 @@ short_description: the SOC's Sigma rules compiled to SQLite queries (provnet.soc
 options:
   change_window: {description: "The province's change window, local time HH:00-HH:00.", type: str}
   utc_offset: {description: "The province's offset from UTC, ±HH:00.", type: str}
+  rules: {description: "Another rules folder than the repository's soc/rules (a province's own).", type: path}
 """
 
 
@@ -28,8 +29,9 @@ class LookupModule(LookupBase):
     def run(self, terms: list[Any], variables: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
         from provnet.soc import sigma
 
+        rules = kwargs.pop("rules", None)
         try:
-            doc = sigma.compile_sqlite(parameters={k: str(v) for k, v in kwargs.items()})
+            doc = sigma.compile_sqlite(rules or sigma.RULES_DIR, parameters={k: str(v) for k, v in kwargs.items()})
         except sigma.SigmaRuleError as exc:
             raise AnsibleError(f"provnet: the SOC's Sigma rules are refused:\n{exc}") from None
         doc.pop("compiled_at", None)

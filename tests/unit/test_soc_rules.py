@@ -208,3 +208,20 @@ def test_index_template_maps_every_field() -> None:
     assert props["source"]["properties"]["ip"] == {"type": "ip"}
     assert props["destination"]["properties"]["port"] == {"type": "integer"}
     assert template["template"]["mappings"]["dynamic"] is False
+
+
+def test_the_converge_lookup_refuses_a_bad_rule_naming_file_field_and_known_fields() -> None:
+    """plugins/lookup/provnet_soc_rules.py: what the soc_collector role's converge calls."""
+    from ansible.errors import AnsibleError
+
+    spec = importlib.util.spec_from_file_location("provnet_soc_rules", ROOT / "plugins" / "lookup" / "provnet_soc_rules.py")
+    assert spec and spec.loader
+    lookup = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lookup)
+    (doc,) = lookup.LookupModule().run([], change_window="07:00-18:00", utc_offset="+07:00")
+    assert "compiled_at" not in doc and doc["parameters"]["change_window"] == "07:00-18:00"  # idempotent output
+    with pytest.raises(AnsibleError) as caught:
+        lookup.LookupModule().run([], rules=str(BAD / "unknown-field"))
+    text = str(caught.value)
+    assert "the SOC's Sigma rules are refused" in text and "src.ip" in text and "source.ip" in text
+    assert str(BAD / "unknown-field") in text or "unknown-field" in text
