@@ -462,20 +462,31 @@ def run_silence(store: Store, rule: dict[str, Any], now: datetime) -> list[dict[
     return out
 
 
+def rows_between(store: Store, first: date, last: date, sql: str) -> list[dict[str, Any]]:
+    """The rows of ``sql`` in every day database from ``first`` to ``last`` (days without one skipped)."""
+    out: list[dict[str, Any]] = []
+    for day in days_between(first, last):
+        conn = store.read(day)
+        if conn is None:
+            continue
+        with contextlib.closing(conn):
+            conn.row_factory = sqlite3.Row
+            out.extend(dict(r) for r in conn.execute(sql))
+    return out
+
+
+def event_ref(e: dict[str, Any]) -> dict[str, Any]:
+    """An event row as an alert's candidates hold it."""
+    return {"id": e["event.id"], "time": e["@timestamp"], "site": e["labels.site"], "host": e["host.name"]}
+
+
 def run_new_value(store: Store, rule: dict[str, Any], start: datetime, now: datetime) -> list[dict[str, Any]]:
     """Built-in ``new-value``: an event of the rule in the window whose ``field`` value its group (host)
     had no event with in the previous ``history_seconds`` — when the group had any event in that time."""
     history = float(rule["history_seconds"])
     field = rule["field"]
     group_by = list(rule.get("group_by", []))
-    events: list[dict[str, Any]] = []
-    for day in days_between((start - timedelta(seconds=history)).date(), now.date()):
-        conn = store.read(day)
-        if conn is None:
-            continue
-        with contextlib.closing(conn):
-            conn.row_factory = sqlite3.Row
-            events.extend(dict(r) for r in conn.execute(rule["sql"]))
+    events = rows_between(store, (start - timedelta(seconds=history)).date(), now.date(), rule["sql"])
     groups: dict[str, list[tuple[datetime, dict[str, Any]]]] = {}
     for e in events:
         t = parse_time(e["@timestamp"])
@@ -491,8 +502,7 @@ def run_new_value(store: Store, rule: dict[str, Any], start: datetime, now: date
                        if pt < t and (t - pt).total_seconds() <= history}
             if earlier and str(e[field]).lower() not in earlier:
                 group = {**dict(zip(group_by, json.loads(key))), field: e[field]}
-                c = candidate(rule, group, [{"id": e["event.id"], "time": e["@timestamp"],
-                                             "site": e["labels.site"], "host": e["host.name"]}], 0.0)
+                c = candidate(rule, group, [event_ref(e)], 0.0)
                 if c:
                     out.append(c)
     return out
@@ -504,16 +514,8 @@ def run_unanswered(store: Store, rule: dict[str, Any], start: datetime, now: dat
     Judged only once that time has passed."""
     within = float(rule["within_seconds"])
     group_by = list(rule.get("group_by", []))
-    stops: list[dict[str, Any]] = []
-    answers: list[dict[str, Any]] = []
-    for day in days_between(start.date(), now.date()):
-        conn = store.read(day)
-        if conn is None:
-            continue
-        with contextlib.closing(conn):
-            conn.row_factory = sqlite3.Row
-            stops.extend(dict(r) for r in conn.execute(rule["sql"]))
-            answers.extend(dict(r) for r in conn.execute(rule["answer_sql"]))
+    stops = rows_between(store, start.date(), now.date(), rule["sql"])
+    answers = rows_between(store, start.date(), now.date(), rule["answer_sql"])
     after: dict[str, list[datetime]] = {}
     for a in answers:
         t = parse_time(a["@timestamp"])
@@ -526,9 +528,7 @@ def run_unanswered(store: Store, rule: dict[str, Any], start: datetime, now: dat
             continue
         key = json.dumps([e.get(f) for f in group_by])
         if not any(0 <= (at - t).total_seconds() <= within for at in after.get(key, [])):
-            c = candidate(rule, dict(zip(group_by, json.loads(key))), [{"id": e["event.id"], "time": e["@timestamp"],
-                                                                       "site": e["labels.site"], "host": e["host.name"]}],
-                          0.0)
+            c = candidate(rule, dict(zip(group_by, json.loads(key))), [event_ref(e)], 0.0)
             if c:
                 out.append(c)
     return out
