@@ -119,10 +119,23 @@ def watched(lab: model.Model) -> model.Model:
 
 
 def test_a_quiet_converged_lab_raised_no_attack_alert(watched: model.Model) -> None:
-    """The whole suite converged, rolled out, retired, verified and faulted the lab by design: none of that is
-    an attack, and no attack rule fired (true alerts of injected faults, e.g. a stopped service, may exist)."""
+    """The whole suite converged, rolled out, retired, verified and faulted the lab by design: no attack rule
+    fired but where a fault the suite injects is exactly what the rule looks for (named below)."""
+    lab = watched
     seen = alerts("6h")
-    raised = [(a["rule_name"], a["site"], a["hosts"]) for a in seen if a["rule_name"] in ATTACK_RULES]
+    # what the suite does on purpose, and the rule rightly sees: test_40 and test_50 give huyen-cao-loc's
+    # endpoint a wrong SIP password (it retries: a registration brute force from its address); the management
+    # station logs in to an in-band site from its in-band address after its out-of-band one (a new source)
+    wrong_password = str(lab.devices["huyen-cao-loc-vc"].data_address)
+    station = {str(a.ip) for a in (lab.controller_oob, lab.controller_data) if a is not None}
+
+    def explained(a: dict[str, Any]) -> bool:
+        source = str((a.get("group") or {}).get("source.ip"))
+        return (a["rule_name"] == "provnet_sip_register_brute_force" and source == wrong_password) or \
+            (a["rule_name"] == "provnet_new_admin_source" and source in station)
+
+    raised = [(a["rule_name"], a["site"], a["hosts"], a.get("group")) for a in seen
+              if a["rule_name"] in ATTACK_RULES and not explained(a)]
     assert raised == [], raised
     # every converge restarts chrony somewhere: a restart is no "time service stopped"
     stopped = [a["hosts"] for a in seen if a["rule_name"] == "provnet_time_service_stopped"]
