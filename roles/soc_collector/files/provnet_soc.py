@@ -143,6 +143,16 @@ class Store:
                 out.append(date.fromisoformat(m.group(1)))
         return sorted(out)
 
+    def all_days(self) -> set[date]:
+        """Every day the store knows: a database, or a raw events file not ingested yet."""
+        days = set(self.days())
+        if self.events_dir.is_dir():
+            for path in self.events_dir.iterdir():
+                m = EVENTS_FILE.match(path.name)
+                if m:
+                    days.add(date.fromisoformat(m.group(1)))
+        return days
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """One writer at a time (ingest, detect, archive and prune run from timers)."""
@@ -772,12 +782,7 @@ def cmd_archive(store: Store, args: argparse.Namespace, now: datetime) -> int:
     grace = span_seconds(args.grace)
     archived = store.archived_through()
     closed = (now - timedelta(seconds=grace)).date() - timedelta(days=1)
-    days = set(store.days())
-    if store.events_dir.is_dir():
-        for path in store.events_dir.iterdir():
-            m = EVENTS_FILE.match(path.name)
-            if m:
-                days.add(date.fromisoformat(m.group(1)))
+    days = store.all_days()
     done = 0
     for day in sorted(days):
         if day > closed or (archived is not None and day <= archived):
@@ -833,12 +838,7 @@ def cmd_prune(store: Store, args: argparse.Namespace, now: datetime) -> int:
                       "(TCVN 11930 level 3)")
     cutoff = now.date() - timedelta(days=args.days)
     removed: list[str] = []
-    days = set(store.days())
-    if store.events_dir.is_dir():
-        for path in store.events_dir.iterdir():
-            m = EVENTS_FILE.match(path.name)
-            if m:
-                days.add(date.fromisoformat(m.group(1)))
+    days = store.all_days()
     for day in sorted(d for d in days if d < cutoff):
         for path in (store.day_db(day), store.events_file(day)):
             if path.exists():
