@@ -13,6 +13,9 @@ SECTIONS = {
     "listen": "ss -lntuH 2>/dev/null",
     "sshd": "sshd -T 2>/dev/null",
     "chrony": "chronyc -n tracking 2>/dev/null",
+    # when chrony (re)started, on the same clock as /proc/uptime: a fresh chrony has not synchronised yet
+    "chrony_unit": "systemctl show -p ActiveState -p ActiveEnterTimestampMonotonic chrony 2>/dev/null; "
+                   "echo \"Uptime=$(cut -d' ' -f1 /proc/uptime)\"",
     "links": "ip -j link show",
     "addrs": "ip -j addr show",
     "rsyslog": "cat /etc/rsyslog.conf /etc/rsyslog.d/*.conf 2>/dev/null",
@@ -56,6 +59,11 @@ def parse(output: str) -> dict[str, Any]:
     for line in raw.get("chrony", "").splitlines():
         key, _, value = line.partition(":")
         facts["chrony"][key.strip()] = value.strip()
+    facts["chrony_unit"] = {}
+    for line in raw.get("chrony_unit", "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            facts["chrony_unit"][key.strip()] = value.strip()
     for key in ("links", "addrs", "bgp", "rib"):
         try:
             facts[key] = json.loads(raw.get(key) or "null")

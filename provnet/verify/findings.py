@@ -8,6 +8,7 @@ and every failure above it is reported as *blocked by* it, not as a separate fau
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,6 +32,7 @@ class Finding:
     blocked_by: str = ""  # "<host> <layer>/<check>" of the root cause when blocked
     root_cause: bool = False
     skipped: bool = False
+    degraded: bool = False  # passed, but not healthy yet (ok stays True: it fails nothing)
 
     @property
     def rank(self) -> int:
@@ -49,6 +51,56 @@ class SiteVerdict:
     findings: list[Finding] = field(default_factory=list)
     circuit_id: str = ""
     contact: str = ""
+
+    @property
+    def degraded_findings(self) -> list[Finding]:
+        return [f for f in self.findings if f.degraded and not f.skipped]
+
+    @property
+    def status(self) -> str:
+        """failed | degraded | ok"""
+        return "failed" if not self.ok else "degraded" if self.degraded_findings else "ok"
+
+
+#: ssh's stderr → the error in plain words; the first match wins
+_SSH_ERRORS: tuple[tuple[str, str], ...] = (
+    ("network is unreachable", "network unreachable"),
+    ("no route to host", "no route to host"),
+    ("connection refused", "connection refused"),
+    ("timed out", "timed out"),
+    ("remote host identification has changed", "host key changed"),
+    ("host key verification failed", "host key verification failed"),
+    ("permission denied", "permission denied"),
+    ("could not resolve hostname", "name not resolved"),
+    ("connection reset", "connection reset"),
+    ("connection closed", "connection closed"),
+)
+# ssh's noise around the real error: a stale ControlMaster socket, known-hosts notes
+_SSH_NOISE = re.compile(r"^(warning: permanently added|control socket connect|mux_client)", re.I)
+
+
+def ssh_failure(exc: BaseException) -> tuple[str, str, str] | None:
+    """(expected, observed, message) when ``exc`` is testinfra's failed SSH connection, else None.
+
+    testinfra's ssh backend raises ``RuntimeError(CommandResult)`` when ssh exits 255; its
+    repr is no root cause, ssh's stderr and the backend's host are.
+    """
+    result = exc.args[0] if isinstance(exc, RuntimeError) and exc.args else None
+    if getattr(result, "exit_status", None) != 255:
+        return None
+    stderr = getattr(result, "stderr", "")
+    stderr = stderr if isinstance(stderr, str) else ""
+    spec = getattr(getattr(result, "backend", None), "host", None)
+    address = getattr(spec, "name", None) or (m.group(1) if (m := re.search(r"connect to host (\S+) port", stderr))
+                                               else "the host")
+    user = getattr(spec, "user", None)
+    lines = [l.strip() for l in stderr.splitlines() if l.strip() and not _SSH_NOISE.match(l.strip())]
+    text = " ".join(lines).lower()
+    error = next((plain for needle, plain in _SSH_ERRORS if needle in text), None)
+    if error is None:
+        last = lines[-1] if lines else "ssh exited 255 with no message"
+        error = re.sub(r"^ssh: connect to host \S+ port \d+: ", "", last).rstrip(".")[:200]
+    return (f"SSH login as {user}" if user else "SSH login"), error, f"SSH to {address}: {error}"
 
 
 def classify(findings: list[Finding]) -> list[Finding]:
@@ -76,7 +128,7 @@ def classify(findings: list[Finding]) -> list[Finding]:
 
 
 def verdicts(findings: list[Finding], sites: dict[str, tuple[str, str, str]]) -> list[SiteVerdict]:
-    """One verdict per site (name, circuit id, contact from the model), failures first."""
+    """One verdict per site (name, circuit id, contact from the model), failures first, then degraded."""
     classify(findings)
     out = []
     for slug in sorted({f.site for f in findings}):
@@ -86,4 +138,4 @@ def verdicts(findings: list[Finding], sites: dict[str, tuple[str, str, str]]) ->
         root = next((f for f in fs if f.root_cause), None)
         name, circuit, contact = sites.get(slug, (slug, "", ""))
         out.append(SiteVerdict(slug, name, root is None, root, fs, circuit, contact))
-    return sorted(out, key=lambda v: (v.ok, v.site))
+    return sorted(out, key=lambda v: (("failed", "degraded", "ok").index(v.status), v.site))

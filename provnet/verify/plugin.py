@@ -1,19 +1,21 @@
 """pytest plugin of `provnet verify`: turns each site test into a structured finding.
 
 Tests declare their layer with ``@pytest.mark.layer(name, order)`` and fail through
-:func:`expect`, which carries the expected and the observed value. Each finding is
-appended as one JSON line to ``$PROVNET_FINDINGS`` (safe across xdist workers).
+:func:`expect`, which carries the expected and the observed value; :func:`degrade` reports
+a check that is not healthy *yet* (it passes, its finding is marked degraded). Each finding
+is appended as one JSON line to ``$PROVNET_FINDINGS`` (safe across xdist workers).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from collections.abc import Generator
+from typing import Any, NoReturn
 
 import pytest
 
-from provnet.verify.findings import Finding
+from provnet.verify.findings import Finding, ssh_failure
 
 
 class Mismatch(AssertionError):
@@ -28,6 +30,33 @@ def expect(condition: bool, what: str, expected: Any, observed: Any) -> None:
     """Fail the check with an actionable one-line message unless ``condition`` holds."""
     if not condition:
         raise Mismatch(what, expected, observed)
+
+
+class Degraded(Exception):
+    """A check is not healthy yet but expected to become so by itself: reported, never failed."""
+
+    def __init__(self, what: str, expected: Any, observed: Any, message: str) -> None:
+        self.what, self.expected, self.observed, self.message = what, str(expected), str(observed), message
+        super().__init__(message)
+
+
+def degrade(what: str, expected: Any, observed: Any, message: str) -> NoReturn:
+    """End the check as passed but degraded, with ``message`` as the report's one line."""
+    raise Degraded(what, expected, observed, message)
+
+
+DEGRADED = pytest.StashKey[Degraded]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    # caught here, not in makereport: pytest (and its JUnit XML) must see a pass, not a failure
+    try:
+        return (yield)
+    except Degraded as exc:
+        item.stash[DEGRADED] = exc
+        item.user_properties.append(("provnet_degraded", exc.message))
+        return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,10 +81,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]):  #
                       order=marker.args[1] if len(marker.args) > 1 else 0,
                       check=item.originalname.removeprefix("test_").replace("_", " "),
                       ok=report.passed, skipped=report.skipped)
+    degraded = item.stash.get(DEGRADED, None) if report.when == "call" else None
+    if degraded is not None:
+        finding.degraded = True
+        finding.expected, finding.observed, finding.message = degraded.expected, degraded.observed, degraded.message
     if call.excinfo is not None:
         exc = call.excinfo.value
         if isinstance(exc, Mismatch):
             finding.expected, finding.observed, finding.message = exc.expected, exc.observed, str(exc)
+        elif (ssh := ssh_failure(exc)) is not None:
+            finding.expected, finding.observed, finding.message = ssh
         elif not report.skipped:
             finding.message = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:400]
     path = os.environ.get("PROVNET_FINDINGS")
