@@ -13,7 +13,7 @@ Three stages, each a function of its own:
    newline kept); ``copy`` (``content:`` or a role file), ``provnet_files`` (its ``lookup('template')``
    through Ansible's lookup), ``file`` (``directory``/``absent``), ``systemd_service``/``provnet_units`` and
    ``provnet_packages`` give what the host must have. ``when:`` and ``loop:`` are evaluated the same way.
-   Whatever needs a registered result or a fact (``_base_root_keys.content``, a ``find`` result) cannot be
+   Whatever needs a registered result or a fact (a ``find`` result, a file's ``content_from`` on the host) cannot be
    known without running the role: it is **not evaluated**, reported as such, never as a drift.
 2. **Observed**: one shell command per device (:func:`command`) prints, for every expected path, its type,
    ``stat`` mode/owner/group and its content in base64 (at most :data:`MAX_BYTES`), the units'
@@ -29,6 +29,7 @@ worker threads, so the rendering of one device overlaps the SSH of the others).
 from __future__ import annotations
 
 import base64
+import copy
 import difflib
 import fnmatch
 import json
@@ -40,11 +41,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from importlib import util as importlib_util
 from pathlib import Path
 from typing import Any
 
-from provnet import hostvars, selection
+from provnet import hostvars, plugin_modules, selection
 from provnet.compliance import trend
 from provnet.model import Device, Model
 
@@ -83,18 +83,8 @@ UNIT_SUFFIXES = ("service", "socket", "device", "mount", "automount", "swap", "t
 os.environ.setdefault("ANSIBLE_CONFIG", str(ANSIBLE_CFG))
 
 
-def _plugin(name: str) -> Any:
-    """One of the project's own Ansible modules, imported from its file (what the role runs is what we reuse)."""
-    path = REPO / "plugins" / "modules" / f"{name}.py"
-    spec = importlib_util.spec_from_file_location(f"_provnet_module_{name}", path)
-    assert spec and spec.loader
-    mod = importlib_util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-_UNITS = _plugin("provnet_units")
-_PACKAGES = _plugin("provnet_packages")
+_UNITS = plugin_modules.utils("provnet_unitset")
+_PACKAGES = plugin_modules.utils("provnet_packageset")
 ENABLED = frozenset(_UNITS.ENABLED)      # UnitFileState values provnet_units counts as enabled
 ACTIVE = frozenset({"active", "activating", "reloading"})
 
@@ -721,11 +711,25 @@ def _h_provnet_files(t: _Task) -> None:
                 t.file(dest, "directory", mode=_mode(meta["mode"]), owner=meta["owner"], group=meta["group"])
                 continue
             content = t.t(entry.get("content"))
+            if content is None and entry.get("content_from"):
+                raise NotEvaluated(f"its content is copied on the host from {t.t(entry['content_from'])}")
         except NotEvaluated as exc:
             t.not_evaluated_file(dest, str(exc))
             continue
         t.file(dest, "file", content=str(content).encode(), mode=_mode(meta["mode"]), owner=meta["owner"],
                group=meta["group"], hidden=hidden)
+
+
+def _h_provnet_host(t: _Task) -> None:
+    """plugins/modules/provnet_host.py: its ``packages``, ``files`` (with the call's ``secrets``) and ``units``
+    read as the provnet_packages, provnet_files and provnet_units calls they stand for."""
+    for key, handler in (("packages", _h_packages), ("files", _h_provnet_files), ("units", _h_provnet_units)):
+        section = t.args.get(key)
+        if not section:
+            continue
+        sub = copy.copy(t)
+        sub.args = {"files": section, "secrets": t.args.get("secrets")} if key == "files" else dict(section)
+        handler(sub)
 
 
 def _try(t: _Task, value: Any) -> Any:
@@ -768,7 +772,7 @@ HANDLERS: dict[str, Callable[[_Task], None]] = {
     "template": _guard(_h_template), "copy": _guard(_h_copy), "file": _guard(_h_file),
     "provnet_files": _guard(_h_provnet_files), "systemd_service": _guard(_h_systemd), "systemd": _guard(_h_systemd),
     "service": _guard(_h_systemd), "provnet_units": _guard(_h_provnet_units),
-    "provnet_packages": _guard(_h_packages), "apt": _guard(_h_packages), "package": _guard(_h_packages),
+    "provnet_host": _guard(_h_provnet_host), "provnet_packages": _guard(_h_packages), "apt": _guard(_h_packages), "package": _guard(_h_packages),
 }
 
 

@@ -75,9 +75,14 @@ def stacks(conf: str) -> list[list[tuple[str, str]]]:
     return [[tuple(p.split(":", 1)) for p in v.split(",")] for k, v in parse(conf)["global"] if k == "stack"]
 
 
+def host_task() -> dict[str, Any]:
+    """The role's one provnet_host call."""
+    (task,) = yaml.safe_load((ROLE / "tasks/host.yml").read_text(encoding="utf-8"))
+    return task["provnet_host"]
+
+
 def task_files() -> list[dict[str, Any]]:
-    (task,) = yaml.safe_load((ROLE / "tasks/files.yml").read_text(encoding="utf-8"))
-    return task["provnet_files"]["files"]
+    return host_task()["files"]
 
 
 def ulogd_entry() -> dict[str, Any]:
@@ -103,8 +108,7 @@ def test_the_file_and_the_unit_follow_base_nflog_enabled(lab: model.Model) -> No
     assert (entry["owner"], entry["group"], entry["mode"]) == ("root", "root", "0600")  # as Debian ships it
     assert entry["on_change"][0] == "systemctl restart ulogd2"
     assert "systemctl is-active --quiet ulogd2" in entry["on_change"][1]
-    (task,) = yaml.safe_load((ROLE / "tasks/services.yml").read_text(encoding="utf-8"))
-    units = task["provnet_units"]["units"]
+    units = host_task()["units"]["units"]
     for host, wanted in (("dong-dang-ce", True), ("dc-fw", True), ("dc-core", False), ("dc-soc", False)):
         got = templar(lab, host).template(units)
         assert ({"name": "ulogd2", "enabled": True, "state": "started"} in got) is wanted, host

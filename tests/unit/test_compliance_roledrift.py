@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from provnet import model, secrets
+from provnet import model, plugin_modules, secrets
 from provnet.compliance import roledrift as rd
 from provnet.compliance import run as crun
 from provnet.compliance.report import exit_code
@@ -114,7 +114,7 @@ def test_what_the_lab_servers_get(exps: dict[str, rd.Expected]) -> None:
         # registrar's db_text tables are its registrations (runtime state, first copied on the node)
         runtime = {"/var/lib/kamailio/db/location", "/var/lib/kamailio/db/version"} if host == "dc-sip" else set()
         assert ne == {"/home/netops/.ssh/authorized_keys"} | runtime, (host, ne)
-        assert "_base_root_keys" in e.files["/home/netops/.ssh/authorized_keys"].not_evaluated
+        assert "/root/.ssh/authorized_keys" in e.files["/home/netops/.ssh/authorized_keys"].not_evaluated
         assert {"/etc/hostname", "/etc/ssh/sshd_config.d/00-provnet-base.conf", "/etc/snmp/snmpd.conf",
                 "/etc/systemd/network/50-provnet-servers0.network"} <= set(e.files)
         assert {"openssh-server", "chrony", "rsyslog", "snmpd"} <= set(e.packages)
@@ -251,12 +251,7 @@ def test_unneeded_units_pass_when_absent_or_off_and_fail_when_running() -> None:
     assert rd._unit_problems(u, {"LoadState": "loaded", "ActiveState": "inactive", "UnitFileState": "disabled"}) == []
     assert len(rd._unit_problems(u, {"LoadState": "loaded", "ActiveState": "active", "UnitFileState": "enabled"})) == 2
     # the same notion of "enabled" as the module that set it
-    sys.path.insert(0, str(ROOT / "plugins" / "modules"))
-    try:
-        import provnet_units  # type: ignore[import-not-found]
-    finally:
-        sys.path.pop(0)
-    assert rd.ENABLED == frozenset(provnet_units.ENABLED)
+    assert rd.ENABLED == frozenset(plugin_modules.load("provnet_units").ENABLED)
 
 
 # ----------------------------------------------------------------------------------------------- the command
@@ -357,7 +352,7 @@ def _flat_dest(dest: str) -> str:
 
 
 def _redirected(role: Path) -> list[dict[str, Any]]:
-    """The role's template/copy tasks and provnet_files entries, each writing under {{ rd_out }} instead."""
+    """The role's template/copy tasks and provnet_files/provnet_host file entries, each writing under {{ rd_out }} instead."""
     keep = ("when", "loop", "loop_control", "vars", "no_log")
     tasks: list[dict[str, Any]] = []
 
@@ -373,14 +368,13 @@ def _redirected(role: Path) -> list[dict[str, Any]]:
             if action in task:
                 add({**base, "name": task.get("name", "")}, action,
                     {k: v for k, v in task[action].items() if k in ("src", "content", "dest")})
-        if "provnet_files" in task:
-            for entry in task["provnet_files"]["files"]:
-                if entry.get("state") == "directory":
-                    continue
-                manage = entry.get("manage")
-                cond = [str(manage).strip().removeprefix("{{").removesuffix("}}").strip()] if manage is not None else []
-                add({**base, "name": entry["dest"], "when": when + cond}, "ansible.builtin.copy",
-                    {"content": entry["content"], "dest": entry["dest"]})
+        for entry in (task.get("provnet_files") or task.get("provnet_host") or {}).get("files", []):
+            if entry.get("state") == "directory" or "content" not in entry:
+                continue
+            manage = entry.get("manage")
+            cond = [str(manage).strip().removeprefix("{{").removesuffix("}}").strip()] if manage is not None else []
+            add({**base, "name": entry["dest"], "when": when + cond}, "ansible.builtin.copy",
+                {"content": entry["content"], "dest": entry["dest"]})
     return tasks
 
 

@@ -17,13 +17,7 @@ import pytest
 MODULES = Path(__file__).resolve().parents[2] / "plugins" / "modules"
 
 
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, MODULES / f"{name}.py")
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
+from provnet.plugin_modules import load  # noqa: E402
 
 files = load("provnet_files")
 units = load("provnet_units")
