@@ -10,14 +10,23 @@ with ``python3 -c`` over SSH (:func:`remote_script`, like :func:`provnet.vc.sip.
 2. hangs up whatever call a killed earlier run may have left, then sends
    ``{"command": "dial", "params": "sip:<user>@<endpoint data address>"}``;
 3. waits for ``CALL_ESTABLISHED`` (the endpoint auto-answers);
-4. keeps the call at least ``hold`` seconds and until the endpoint's RTCP sender reports
-   have arrived: baresip 1.0.0 (libre 1.1) sends RTCP every 5 s, fixed, and emits a
+4. keeps the call at least ``hold`` seconds and until the endpoint's first RTCP sender report
+   per stream has arrived: baresip 1.0.0 (libre 1.1) sends RTCP every 5 s, fixed, and emits a
    ``CALL_RTCP`` event with ``rtcp_stats`` (``tx``/``rx`` ``sent``, ``lost``, ``jit`` in µs,
-   ``rtt`` in µs) whenever a sender report arrives. The first report (~5 s) gives loss and
-   jitter both ways; the round trip needs the second one (~10 s: the endpoint's report must
-   reference one of ours);
-5. asks ``audio_debug`` and ``video_debug`` (the stream's codec, RTP packets sent, RTP
+   ``rtt`` in µs) whenever a sender report arrives. That first report (~5 s after the answer)
+   carries loss and jitter both ways;
+5. meanwhile sends SIP OPTIONS to the endpoint (``PING_AT``, each a transaction of its own,
+   from the bridge host as the call's RTP: :class:`~provnet.vc.remote.media_call.Pinger`);
+6. asks ``audio_debug`` and ``video_debug`` (the stream's codec, RTP packets sent, RTP
    packets received), hangs up, and prints one JSON line of what it saw.
+
+Where the RTT comes from: libre computes RTCP's RTT (arrival − LSR − DLSR, RFC 3550 §6.4.1)
+from a report block that refers to one of our sender reports. A baresip endpoint starts its
+RTCP timer when it answers, before ours starts (on the 200 OK), so its first report leaves
+before our first one exists: LSR is 0 and only its second report (~10 s) would carry an RTT.
+The call's ``rtt_ms`` is therefore the RTCP RTT when a report did carry one (an endpoint whose
+first report follows ours), else the median round trip of the OPTIONS answered during the
+call (``rtt_source``: ``rtcp`` or ``sip-options``; the samples are ``sip_rtts_ms``).
 
 ``callstat`` in 1.0.0 prints only the SDP session (no figures) and ``rtcpsummary`` logs at
 call end to syslog, so the figures come from the ``CALL_RTCP`` events and the debug text.
@@ -26,9 +35,11 @@ Parsing and judging happen here, on the management station (unit-tested on recor
 
 from __future__ import annotations
 
+import base64
 import json
 import queue
 import re
+import statistics
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,30 +47,47 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provnet import guard
-from provnet.vc import remote
+from provnet.vc import remote, sip
 from provnet.vc.remote import media_call
 from provnet.vc.readiness import LayerResult, judge_media
 
 STREAMS = ("audio", "video")
 #: Seconds the call is kept at least (media flowing), then up to MAX_WAIT_S after it was
-#: established for the RTCP reports (REPORTS per stream: 2 brings the RTT).
+#: established for the RTCP reports (REPORTS per stream: the first, ~5 s, brings loss and
+#: jitter both ways; MAX_WAIT_S leaves it 1.5 s of lateness).
 HOLD_S = 4.0
-REPORTS = 2
-MAX_WAIT_S = 11.5
+REPORTS = 1
+MAX_WAIT_S = 6.5
 ANSWER_TIMEOUT_S = 8.0
 #: SSH command timeout: answer + reports + debug + hang-up, with margin.
 CALL_TIMEOUT_S = ANSWER_TIMEOUT_S + MAX_WAIT_S + 10
+#: When the SIP OPTIONS for the RTT go out (s after the answer): all within HOLD_S.
+PING_AT = (0.5, 1.5, 2.5, 3.5)
+
+
+def ping_requests(target: str, user: str, at: tuple[float, ...] = PING_AT) -> list[list[Any]]:
+    """``[[at_s, branch, request_b64], …]``: one OPTIONS per offset, the source address left to
+    the bridge host (:data:`media_call.LOCAL_IP`, :data:`media_call.LOCAL_PORT`)."""
+    out: list[list[Any]] = []
+    for t in at:
+        req = sip.build_options(target, media_call.SIP_PORT, media_call.LOCAL_IP, media_call.LOCAL_PORT, user=user)
+        # baresip allocates a whole call to offer SDP to an OPTIONS that accepts it (ua.c handle_options):
+        # not wanted on an endpoint in a call, nor in the round trip
+        text = req.text.replace("Accept: application/sdp", "Accept: text/plain")
+        out.append([t, req.branch, base64.b64encode(text.encode()).decode()])
+    return out
+
 
 def remote_script(port: int, target: str, user: str, *, hold: float = HOLD_S, reports: int = REPORTS,
                   max_wait: float = MAX_WAIT_S, answer_timeout: float = ANSWER_TIMEOUT_S,
-                  production: bool = False) -> list[str]:
+                  ping_at: tuple[float, ...] = PING_AT, production: bool = False) -> list[str]:
     """``argv`` of the ``python3 -c`` program that places one test call from probe slot ``port``.
 
     The endpoint's address passes the guard here, before the command is handed to SSH.
     """
     guard.check(target, production=production, purpose="place a test call to")
     return ["python3", "-c", remote.source(media_call), str(port), f"sip:{user}@{target}", f"{hold:g}", str(reports),
-            f"{max_wait:g}", f"{answer_timeout:g}"]
+            f"{max_wait:g}", f"{answer_timeout:g}", json.dumps(ping_requests(target, user, ping_at))]
 
 
 # ------------------------------------------------------------------ parsing (unit-tested)
@@ -145,7 +173,7 @@ class StreamFigures:
     loss_tx_pct: float | None = None  # what the endpoint lost of ours (its report)
     loss_rx_pct: float | None = None  # what we lost of the endpoint's
     jitter_ms: float | None = None  # worst direction
-    rtt_ms: float | None = None
+    rtt_ms: float | None = None  # RTCP's only (the call's may be SIP's: TestCall.rtt)
     reports: int = 0
     peer_reported: bool = False  # the endpoint's RTCP reports on our stream
     codec: str = ""
@@ -202,18 +230,33 @@ class TestCall:
     setup_ms: float | None = None
     duration_s: float | None = None
     streams: dict[str, StreamFigures] = field(default_factory=dict)
+    sip_rtts_ms: list[float | None] | None = None  # per OPTIONS sent during the call; None: unanswered
 
     def worst(self, key: str) -> float | None:
         values = [getattr(s, key) for s in self.streams.values() if getattr(s, key) is not None]
         return max(values) if values else None
+
+    def rtt(self) -> tuple[float | None, str | None]:
+        """The call's RTT and its source: RTCP's (worst stream) when a report carried one, else
+        the median of the OPTIONS round trips (see the module's docstring)."""
+        rtcp = self.worst("rtt_ms")
+        if rtcp is not None:
+            return rtcp, "rtcp"
+        answered = [r for r in self.sip_rtts_ms or [] if r is not None]
+        if answered:
+            return round(statistics.median(answered), 2), "sip-options"
+        return None, None
 
     def figures(self) -> dict[str, Any]:
         out: dict[str, Any] = {"established": self.established}
         if self.setup_ms is not None:
             out["setup_ms"] = self.setup_ms
         if self.established:
-            out.update(loss_pct=self.worst("loss_pct"), jitter_ms=self.worst("jitter_ms"), rtt_ms=self.worst("rtt_ms"),
-                       duration_s=self.duration_s)
+            rtt, source = self.rtt()
+            out.update(loss_pct=self.worst("loss_pct"), jitter_ms=self.worst("jitter_ms"), rtt_ms=rtt,
+                       rtt_source=source, duration_s=self.duration_s)
+            if self.sip_rtts_ms is not None:
+                out["sip_rtts_ms"] = self.sip_rtts_ms
             for name, s in self.streams.items():
                 out[name] = s.as_dict()
         else:
@@ -236,6 +279,9 @@ def parse_call(data: dict[str, Any], uri: str = "") -> TestCall:
         call.setup_ms = round(float(data["established_t"]) * 1000, 1)
     if data.get("duration_s") is not None:
         call.duration_s = float(data["duration_s"])
+    pings = data.get("sip_pings")
+    if isinstance(pings, dict):
+        call.sip_rtts_ms = [None if r is None else float(r) for r in pings.get("rtt_ms") or []]
     if call.established:
         debug = data.get("debug") or {}
         for name in STREAMS:

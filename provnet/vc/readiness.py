@@ -210,9 +210,10 @@ def thresholds(m: Model | None) -> dict[str, float]:
 
 
 def judge_media(figures: dict[str, Any], limits: dict[str, float]) -> LayerResult:
-    """RTCP figures of a test call → ready / degraded / not ready against the thresholds.
+    """A test call's figures → ready / degraded / not ready against the thresholds.
 
-    ``figures`` holds ``loss_pct``, ``jitter_ms``, ``rtt_ms`` (worst direction and stream), and
+    ``figures`` holds ``loss_pct``, ``jitter_ms`` (RTCP, worst direction and stream), ``rtt_ms``
+    (RTCP's, or the SIP OPTIONS round trip during the call: :mod:`provnet.vc.media`), and
     optionally ``audio``/``video`` booleans saying media flowed both ways.
     """
     for stream in ("audio", "video"):

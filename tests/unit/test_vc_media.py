@@ -3,12 +3,16 @@
 Recorded on the lab's bridge host (dc-mcu, baresip 1.0.0 / libre 1.1.0) with the vc_probe role:
 a 10-s test call from probe slot 0 to probe slot 1 (auto-answer), CALL_RTCP events as the
 test-call program keeps them, and the ``audio_debug``/``video_debug`` answers just before hang-up.
+It shows why the RTT now comes from SIP OPTIONS: the first sender reports (5.2 s) carry rtt 0,
+only the second ones (10.2 s) an RTT. Today's program stops after the first (``FIRST_REPORTS``).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +24,7 @@ import pytest
 from provnet import model
 from provnet.drivers.ssh import Result
 from provnet.vc import media, probes, readiness
+from provnet.vc.remote import media_call
 
 LAB = Path(__file__).resolve().parents[2] / "inventory" / "lab"
 LIMITS = dict(readiness.DEFAULT_THRESHOLDS)
@@ -36,6 +41,11 @@ EVENTS: list[dict[str, Any]] = [{"t": 0.202, "type": "CALL_LOCAL_SDP", "param": 
     {"t": 5.202, "type": "CALL_RTCP", "param": "video", "id": "7a8c7951c197e443", "rtcp": {"tx": {"sent": 100, "lost": 0, "jit": 1411}, "rx": {"sent": 100, "lost": 0, "jit": 1577}, "rtt": 0}},
     {"t": 10.202, "type": "CALL_RTCP", "param": "audio", "id": "7a8c7951c197e443", "rtcp": {"tx": {"sent": 500, "lost": 0, "jit": 750}, "rx": {"sent": 500, "lost": 0, "jit": 625}, "rtt": 93}},
     {"t": 10.203, "type": "CALL_RTCP", "param": "video", "id": "7a8c7951c197e443", "rtcp": {"tx": {"sent": 200, "lost": 0, "jit": 1188}, "rx": {"sent": 200, "lost": 0, "jit": 1144}, "rtt": 291}}]
+
+# what today's program keeps of the same call: it stops at the first sender report per stream
+FIRST_REPORTS = [e for e in EVENTS if e["t"] < 6]
+# the OPTIONS round trips it measured meanwhile (one lost)
+PINGS = {"sent": 4, "rtt_ms": [0.52, 0.31, None, 0.35], "status": [200, 200, None, 200], "error": ""}
 
 AUDIO_DEBUG = """
 --- Audio stream ---
@@ -251,12 +261,164 @@ def test_remote_script_is_guarded_and_stdlib_only() -> None:
     from provnet.errors import AddressRefused
 
     argv = media.remote_script(4451, "198.18.64.98", "dong-dang")
-    assert argv[:2] == ["python3", "-c"] and argv[3:] == ["4451", "sip:dong-dang@198.18.64.98", "4", "2", "11.5", "8"]
+    assert argv[:2] == ["python3", "-c"] and argv[3:9] == ["4451", "sip:dong-dang@198.18.64.98", "4", "1", "6.5", "8"]
+    assert [p[0] for p in json.loads(argv[9])] == list(media.PING_AT)
     imports = {w for line in argv[2].splitlines() if line.startswith("import") for w in line[6:].replace(",", " ").split()}
-    assert imports <= {"json", "socket", "sys", "time"}
+    assert imports <= {"base64", "json", "select", "socket", "sys", "threading", "time"}
     compile(argv[2], "<remote>", "exec")
     with pytest.raises(AddressRefused):
         media.remote_script(4450, "192.0.2.1", "x")
+
+
+# ------------------------------------------------------------------ one report, RTT from SIP OPTIONS
+
+
+def test_one_report_per_stream_is_enough_and_gives_loss_and_jitter() -> None:
+    assert media.REPORTS == 1
+    assert media_call.enough(FIRST_REPORTS, media.REPORTS)
+    assert not media_call.enough([e for e in FIRST_REPORTS if e["param"] != "video"], media.REPORTS)
+    call = media.parse_call(recorded(events=FIRST_REPORTS, sip_pings=PINGS, duration_s=5.01), "sip:probe-1@x")
+    a, v = call.streams["audio"], call.streams["video"]
+    assert (a.reports, a.loss_pct, a.jitter_ms, a.rtt_ms) == (1, 0.0, 0.75, None)  # no RTT in the first report
+    assert (v.reports, v.jitter_ms) == (1, 1.58) and a.flowing and v.flowing
+
+
+def test_the_rtt_is_the_median_options_round_trip_when_rtcp_has_none() -> None:
+    call = media.parse_call(recorded(events=FIRST_REPORTS, sip_pings=PINGS), "sip:probe-1@x")
+    assert call.sip_rtts_ms == [0.52, 0.31, None, 0.35] and call.rtt() == (0.35, "sip-options")
+    res = media.judge_call(call, "probe slot 0", LIMITS)
+    assert res.ok and not res.degraded
+    f = res.figures
+    assert (f["rtt_ms"], f["rtt_source"], f["sip_rtts_ms"]) == (0.35, "sip-options", [0.52, 0.31, None, 0.35])
+    # the fields the rollout evidence and the report read are all there
+    assert {"established", "setup_ms", "loss_pct", "jitter_ms", "rtt_ms", "duration_s", "audio", "video"} <= set(f)
+    assert f["audio"]["rtt_ms"] is None and f["video"]["codec"] == "VP8"
+
+
+def test_an_rtcp_rtt_wins_over_the_options_one() -> None:
+    call = media.parse_call(recorded(sip_pings=PINGS), "sip:probe-1@x")  # the recorded second reports: RTT
+    assert call.rtt() == (0.29, "rtcp") and call.figures()["rtt_source"] == "rtcp"
+
+
+def test_no_rtt_at_all_is_not_judged() -> None:
+    unanswered = {"sent": 4, "rtt_ms": [None] * 4, "status": [None] * 4, "error": "Connection refused"}
+    for over in ({"sip_pings": unanswered}, {}):  # answered by none / an older program without pings
+        call = media.parse_call(recorded(events=FIRST_REPORTS, **over), "sip:probe-1@x")
+        res = media.judge_call(call, "probe slot 0", LIMITS)
+        assert res.ok and res.figures["rtt_ms"] is None and res.figures["rtt_source"] is None
+    assert "sip_rtts_ms" not in media.parse_call(recorded(), "x").figures()
+
+
+def test_a_long_options_round_trip_is_judged_like_an_rtcp_one() -> None:
+    slow = {"sent": 4, "rtt_ms": [420.0, 410.5, 430.0, None]}
+    res = media.judge_call(media.parse_call(recorded(events=FIRST_REPORTS, sip_pings=slow), "x"), "s", LIMITS)
+    assert res.ok and res.degraded and res.reason == "media degraded: RTT 420 ms > 300 ms"
+    far = {"sent": 4, "rtt_ms": [900.0, 950.0, None, None]}
+    res = media.judge_call(media.parse_call(recorded(events=FIRST_REPORTS, sip_pings=far), "x"), "s", LIMITS)
+    assert not res.ok and res.reason == "media beyond limits: RTT 925 ms > 800 ms"
+
+
+def test_the_pings_are_fresh_options_transactions_without_sdp() -> None:
+    pings = media.ping_requests("198.18.64.98", "dong-dang")
+    assert [p[0] for p in pings] == list(media.PING_AT) and all(t < media.HOLD_S for t in media.PING_AT)
+    texts = [base64.b64decode(p[2]).decode() for p in pings]
+    for (_, branch, _), text in zip(pings, texts):
+        assert text.startswith("OPTIONS sip:dong-dang@198.18.64.98:5060 SIP/2.0\r\n")
+        assert f"Via: SIP/2.0/UDP {media_call.LOCAL_IP}:{media_call.LOCAL_PORT};branch={branch};rport" in text
+        assert "Accept: text/plain" in text and "application/sdp" not in text
+    call_ids = {line for t in texts for line in t.split("\r\n") if line.startswith("Call-ID:")}
+    assert len({p[1] for p in pings}) == len(call_ids) == 4  # never merged requests (482)
+    assert media_call.sip_dest("sip:dong-dang@198.18.64.98") == ("198.18.64.98", 5060)
+    assert media_call.sip_dest("sip:probe-1@198.18.9.13:5072;transport=udp") == ("198.18.9.13", 5072)
+    assert media_call.sip_dest("sip:198.18.64.98") == ("198.18.64.98", 5060)
+
+
+def test_the_program_takes_its_pings_from_the_command_line(monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    seen: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(media_call, "run", lambda *a: seen.append(a) or {"established": False})
+    argv = media.remote_script(4451, "198.18.64.98", "dong-dang")
+    media_call.main(argv[3:])
+    media_call.main(argv[3:9])  # an older command line: no pings
+    assert seen[0][:6] == (4451, "sip:dong-dang@198.18.64.98", 4.0, 1, 6.5, 8.0) and seen[0][6] == json.loads(argv[9])
+    assert seen[1][6] is None and json.loads(capsys.readouterr().out.splitlines()[0]) == {"established": False}
+
+
+def test_the_timeouts_follow_the_hold() -> None:
+    assert (media.HOLD_S, media.MAX_WAIT_S) == (4.0, 6.5)  # first report ~5 s after the answer, 1.5 s late at most
+    assert media.CALL_TIMEOUT_S == media.ANSWER_TIMEOUT_S + media.MAX_WAIT_S + 10
+
+
+class TimedCtrl:
+    """A ctrl_tcp socket that delivers the scripted messages at their times (s after creation)."""
+
+    def __init__(self, script: list[tuple[float, dict[str, Any]]]) -> None:
+        self.t0, self.script = time.monotonic(), list(script)
+
+    def settimeout(self, t: float) -> None:
+        self.timeout = t
+
+    def recv(self, n: int) -> bytes:
+        due = [m for at, m in self.script if at <= time.monotonic() - self.t0]
+        if not due:
+            time.sleep(min(self.timeout, 0.01))
+            raise socket.timeout
+        self.script = self.script[len(due):]
+        return b"".join(media_call.frame(m) for m in due)
+
+
+def test_the_hold_ends_at_the_first_report_of_both_streams_or_at_the_max_wait() -> None:
+    def report(stream: str) -> dict[str, Any]:
+        return {"event": True, "id": "c1", "type": "CALL_RTCP", "param": stream,
+                "rtcp_stats": {"tx": {"sent": 25, "lost": 0, "jit": 600}, "rx": {"sent": 25, "lost": 0, "jit": 700},
+                               "rtt": 0}}
+
+    def hold(script: list[tuple[float, dict[str, Any]]], hold_s: float, max_wait: float) -> float:
+        sock = TimedCtrl(script)
+        ctrl = media_call.Ctrl(sock, {"events": []}, sock.t0)  # type: ignore[arg-type]
+        ctrl.call_id = "c1"
+        assert not media_call.hold_call(ctrl, sock.t0, hold_s, media.REPORTS, max_wait)
+        return time.monotonic() - sock.t0
+
+    assert 0.3 <= hold([(0.1, report("audio")), (0.3, report("video"))], 0.05, 2.0) < 1.2  # the reports
+    assert 0.4 <= hold([(0.1, report("audio")), (0.15, report("video"))], 0.4, 2.0) < 1.2  # the minimum hold
+    assert 0.5 <= hold([(0.1, report("audio"))], 0.05, 0.5) < 1.2  # the max wait: no video report came
+
+
+def test_the_pinger_times_each_options_answer_on_its_own() -> None:
+    """Over loopback: a responder that answers 100 then 200 after 20 ms, and loses the second request."""
+    srv = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind(("127.0.0.1", 0))
+    srv.settimeout(5)
+    seen: list[str] = []
+
+    def serve() -> None:
+        for n in range(3):
+            data, addr = srv.recvfrom(65535)
+            seen.append(data.decode())
+            if n == 1:
+                continue
+            via = next(line for line in data.decode().split("\r\n") if line.startswith("Via:"))
+            srv.sendto(f"SIP/2.0 100 Trying\r\n{via}\r\n\r\n".encode(), addr)
+            time.sleep(0.02)
+            srv.sendto(f"SIP/2.0 200 OK\r\n{via}\r\nServer: baresip\r\n\r\n".encode(), addr)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    pinger = media_call.Pinger(srv.getsockname(), media.ping_requests("198.18.64.98", "x", (0.0, 0.05, 0.1)),
+                               time.monotonic())
+    pinger.start()
+    server.join(5)
+    time.sleep(0.1)
+    t = time.monotonic()
+    out = pinger.stop()
+    srv.close()
+    assert time.monotonic() - t < 0.5 and not pinger.is_alive()  # stop() does not wait for the lost answer
+    assert out["sent"] == 3 and out["status"] == [200, None, 200] and out["error"] == ""
+    assert out["rtt_ms"][1] is None and all(15 <= r < 1000 for r in (out["rtt_ms"][0], out["rtt_ms"][2]))
+    assert media_call.LOCAL_IP not in seen[0] and "Via: SIP/2.0/UDP 127.0.0.1:" in seen[0]
+    call = media.parse_call(recorded(events=FIRST_REPORTS, sip_pings=out), "x")
+    assert call.rtt()[1] == "sip-options" and 15 <= (call.rtt()[0] or 0) < 1000
 
 
 # ------------------------------------------------------------------ slots

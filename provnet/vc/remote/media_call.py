@@ -1,17 +1,22 @@
 """Place one test call from a baresip probe instance over its ctrl_tcp, print what it saw (one JSON line).
 
 Run by :func:`provnet.vc.media.remote_script` on the bridge host:
-``python3 -c <this> CTRL_PORT URI HOLD REPORTS MAX_WAIT ANSWER_TIMEOUT``. ctrl_tcp speaks
-netstring-framed JSON on 127.0.0.1:CTRL_PORT. Output: ``{"established", "established_t",
-"events", "debug", "duration_s", "error"}`` (see :mod:`provnet.vc.media` for the steps).
+``python3 -c <this> CTRL_PORT URI HOLD REPORTS MAX_WAIT ANSWER_TIMEOUT [PINGS_JSON]``. ctrl_tcp
+speaks netstring-framed JSON on 127.0.0.1:CTRL_PORT. ``PINGS_JSON``: ``[[at_s, branch,
+request_b64], …]``, SIP OPTIONS sent to the URI's host while the call is held, ``at_s`` after
+the answer (:class:`Pinger`). Output: ``{"established", "established_t", "events", "debug",
+"duration_s", "error", "sip_pings"}`` (see :mod:`provnet.vc.media` for the steps).
 Standard library only: this file's source is the program.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import select
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +24,10 @@ from typing import Any
 CTRL_HOST = "127.0.0.1"
 STREAMS = ("audio", "video")
 CONNECT_ATTEMPTS = 3
+#: Placeholders in the OPTIONS requests for the source address the kernel picks here.
+LOCAL_IP = "@@IP@@"
+LOCAL_PORT = "@@PORT@@"
+SIP_PORT = 5060  # the dial URI names no port: RFC 3261's default, where the INVITE went
 
 
 def frame(command: dict[str, Any]) -> bytes:
@@ -183,6 +192,97 @@ def hold_call(ctrl: Ctrl, established: float, hold: float, reports: int, max_wai
     return closed
 
 
+def sip_dest(uri: str) -> tuple[str, int]:
+    """Where requests to ``sip:user@host[:port]`` go (``SIP_PORT`` without a port)."""
+    rest = uri[4:] if uri.startswith("sip:") else uri
+    host, _, port = rest.rsplit("@", 1)[-1].split(";", 1)[0].partition(":")
+    return host, int(port) if port else SIP_PORT
+
+
+def sip_status(data: bytes) -> int | None:
+    """A SIP response's status code; None for a request or garbage."""
+    if data.startswith(b"SIP/2.0 ") and data[8:11].isdigit():
+        return int(data[8:11])
+    return None
+
+
+class Pinger(threading.Thread):
+    """SIP OPTIONS to the endpoint while the call runs: the call's round trip.
+
+    Each request is a transaction of its own, sent once (no retransmission), so each final
+    answer times exactly its own request; a lost one is just a missing sample. The socket is
+    connected, not bound: the kernel picks the source address as it does for the call's RTP
+    (baresip binds RTP to 0.0.0.0). Nothing here may fail the call.
+    """
+
+    def __init__(self, dest: tuple[str, int], pings: list[list[Any]], start: float) -> None:
+        super().__init__(name="sip-ping", daemon=True)
+        self.dest, self.pings, self.start_t = dest, pings, start
+        self.rtt_ms: list[float | None] = [None] * len(pings)
+        self.status: list[int | None] = [None] * len(pings)
+        self.sent = 0
+        self.error = ""
+        self._wake, self._waker = socket.socketpair()  # stop() ends the wait at once
+
+    def run(self) -> None:
+        sock = None
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.exchange(sock)
+        except Exception as exc:  # noqa: BLE001 - the call's figures stand without the pings
+            self.error = "%s: %s" % (type(exc).__name__, exc)
+        finally:
+            if sock is not None:
+                sock.close()
+
+    def exchange(self, sock: socket.socket) -> None:
+        sock.connect(self.dest)
+        ip, port = sock.getsockname()[:2]
+        waiting: dict[bytes, tuple[int, float]] = {}  # "branch=…" → (ping, monotonic send time)
+        while True:
+            now = time.monotonic()
+            while self.sent < len(self.pings) and self.start_t + float(self.pings[self.sent][0]) <= now:
+                _at, branch, request = self.pings[self.sent]
+                data = base64.b64decode(request).replace(LOCAL_IP.encode(), str(ip).encode())
+                data = data.replace(LOCAL_PORT.encode(), str(port).encode())
+                waiting[b"branch=" + str(branch).encode()] = (self.sent, time.monotonic())
+                sock.send(data)
+                self.sent += 1
+            if self.sent == len(self.pings) and not waiting:
+                return
+            wait = None
+            if self.sent < len(self.pings):
+                wait = max(self.start_t + float(self.pings[self.sent][0]) - time.monotonic(), 0.001)
+            ready, _, _ = select.select([sock, self._wake], [], [], wait)
+            if self._wake in ready:
+                return
+            if sock not in ready:
+                continue
+            try:
+                data = sock.recv(65535)
+            except OSError as exc:  # ICMP port unreachable surfaces here on a connected socket
+                self.error = str(exc.strerror or exc)
+                continue
+            arrived, status = time.monotonic(), sip_status(data)
+            if status is None or status < 200:
+                continue
+            key = next((k for k in waiting if k in data), None)
+            if key is not None:
+                i, sent_at = waiting.pop(key)
+                self.rtt_ms[i], self.status[i] = round((arrived - sent_at) * 1000, 2), status
+
+    def stop(self) -> dict[str, Any]:
+        """Stop and say what was sent and answered (per ping: RTT ms and status, None unanswered)."""
+        try:
+            self._waker.send(b"x")
+        except OSError:
+            pass
+        self.join(1.0)
+        self._wake.close()
+        self._waker.close()
+        return {"sent": self.sent, "rtt_ms": list(self.rtt_ms), "status": list(self.status), "error": self.error}
+
+
 def hang_up(ctrl: Ctrl) -> None:
     """Hang up unless the call closed already, then close; nothing here may fail the result."""
     try:
@@ -196,8 +296,9 @@ def hang_up(ctrl: Ctrl) -> None:
         pass
 
 
-def run(port: int, uri: str, hold: float, reports: int, max_wait: float, answer_s: float) -> dict[str, Any]:
-    """The whole test call → what it saw."""
+def run(port: int, uri: str, hold: float, reports: int, max_wait: float, answer_s: float,
+        pings: list[list[Any]] | None = None) -> dict[str, Any]:
+    """The whole test call → what it saw (``pings``: see :class:`Pinger`)."""
     out: dict[str, Any] = {"established": False, "events": [], "debug": {}, "error": ""}
     t0 = time.monotonic()
     ctrl = connect(port, out, t0)
@@ -209,7 +310,14 @@ def run(port: int, uri: str, hold: float, reports: int, max_wait: float, answer_
         established, closed = dial(ctrl, uri, answer_s)
         if established:
             out["established"], out["established_t"] = True, round(established - t0, 3)
-            closed = hold_call(ctrl, established, hold, reports, max_wait)
+            pinger = Pinger(sip_dest(uri), pings, established) if pings else None
+            if pinger:
+                pinger.start()
+            try:
+                closed = hold_call(ctrl, established, hold, reports, max_wait)
+            finally:
+                if pinger:
+                    out["sip_pings"] = pinger.stop()
             if not closed:
                 for command in ("audio_debug", "video_debug"):
                     out["debug"][command] = ctrl.ask(command)
@@ -223,7 +331,8 @@ def run(port: int, uri: str, hold: float, reports: int, max_wait: float, answer_
 
 def main(argv: list[str] | None = None) -> None:
     a = sys.argv[1:] if argv is None else argv
-    print(json.dumps(run(int(a[0]), a[1], float(a[2]), int(a[3]), float(a[4]), float(a[5]))))
+    pings = json.loads(a[6]) if len(a) > 6 else None
+    print(json.dumps(run(int(a[0]), a[1], float(a[2]), int(a[3]), float(a[4]), float(a[5]), pings)))
 
 
 if __name__ == "__main__":
