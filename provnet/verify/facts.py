@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
+UNITS = ("ssh", "frr", "nftables", "kamailio", "baresip", "chrony", "rsyslog", "snmpd", "janus",
+         "provnet-bridged", "systemd-networkd")
 SECTIONS = {
     "system": "systemctl is-system-running 2>/dev/null",
     "failed": "systemctl list-units --failed --plain --no-legend 2>/dev/null | awk '{print $1}'",
-    "active": "for u in ssh frr nftables kamailio baresip chrony rsyslog snmpd janus provnet-bridged systemd-networkd; do "
-              "printf '%s %s %s\\n' $u $(systemctl is-active $u 2>/dev/null) $(systemctl is-enabled $u 2>/dev/null); done",
+    # one systemctl for every unit (was two per unit: 22 process starts per host)
+    "active": "systemctl show -p Id -p ActiveState -p UnitFileState -- " + " ".join(UNITS) + " 2>/dev/null",
     "listen": "ss -lntuH 2>/dev/null",
     "sshd": "sshd -T 2>/dev/null",
     "chrony": "chronyc -n tracking 2>/dev/null",
@@ -39,12 +41,7 @@ def parse(output: str) -> dict[str, Any]:
             raw[current] += line
     facts: dict[str, Any] = {"raw": raw, "system": raw.get("system", "").strip()}
     facts["failed"] = [u for u in raw.get("failed", "").split() if u]
-    facts["units"] = {}
-    for line in raw.get("active", "").splitlines():
-        parts = line.split()
-        if parts:
-            facts["units"][parts[0]] = {"active": parts[1] if len(parts) > 1 else "unknown",
-                                        "enabled": parts[2] if len(parts) > 2 else "unknown"}
+    facts["units"] = units(raw.get("active", ""))
     facts["listen"] = []
     for line in raw.get("listen", "").splitlines():
         cols = line.split()
@@ -70,6 +67,18 @@ def parse(output: str) -> dict[str, Any]:
         except json.JSONDecodeError:
             facts[key] = None
     return facts
+
+
+def units(out: str) -> dict[str, dict[str, str]]:
+    """``systemctl show -p Id -p ActiveState -p UnitFileState`` blocks → {unit: {active, enabled}} (a unit
+    not installed: inactive, its file state unknown, as ``is-active``/``is-enabled`` said)."""
+    found: dict[str, dict[str, str]] = {}
+    for block in out.strip().split("\n\n"):
+        props = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+        if props.get("Id"):
+            found[props["Id"].removesuffix(".service")] = {"active": props.get("ActiveState") or "unknown",
+                                                           "enabled": props.get("UnitFileState") or "unknown"}
+    return found
 
 
 def gather(run: Callable[[str], tuple[int, str]]) -> dict[str, Any]:

@@ -53,13 +53,17 @@ def test_verdicts_put_failures_first_with_circuit_and_contact() -> None:
 
 
 def test_facts_parse_one_command_output() -> None:
-    out = ("@@@ system\nrunning\n@@@ failed\n@@@ active\nfrr active enabled\nbaresip inactive disabled\n"
+    out = ("@@@ system\nrunning\n@@@ failed\n@@@ active\nId=frr.service\nActiveState=active\nUnitFileState=enabled\n\n"
+           "Id=baresip.service\nActiveState=inactive\nUnitFileState=disabled\n\n"
+           "Id=janus.service\nActiveState=inactive\nUnitFileState=\n"
            "@@@ listen\ntcp LISTEN 0 128 0.0.0.0:22 0.0.0.0:*\n@@@ sshd\npermitrootlogin no\n"
            "@@@ chrony\nReference ID    : C612090A (198.18.9.10)\nLeap status     : Normal\n"
            "@@@ links\n[]\n@@@ addrs\n[]\n@@@ rsyslog\n@@@ bgp\n\n@@@ rib\n{}\n")
     got = facts.parse(out)
     assert got["system"] == "running" and got["failed"] == []
     assert got["units"]["baresip"] == {"active": "inactive", "enabled": "disabled"}
+    assert got["units"]["frr"] == {"active": "active", "enabled": "enabled"}
+    assert got["units"]["janus"] == {"active": "inactive", "enabled": "unknown"}   # not installed here
     assert got["listen"] == [("tcp", "0.0.0.0", 22)]
     assert got["sshd"]["permitrootlogin"] == "no" and got["chrony"]["Leap status"] == "Normal"
     assert got["bgp"] is None and got["rib"] == {}

@@ -43,7 +43,7 @@ Leap status     : Normal
 def gathered(tracking: str, active_enter_us: int, uptime: str = "12345.67", state: str = "active") -> dict:
     """Facts parsed from one recorded facts command (the chrony sections as the node prints them)."""
     unit = (f"ActiveState={state}\nActiveEnterTimestampMonotonic={active_enter_us}\nUptime={uptime}\n")
-    return facts.parse(f"@@@ system\nrunning\n@@@ active\nchrony {state} enabled\n"
+    return facts.parse(f"@@@ system\nrunning\n@@@ active\nId=chrony.service\nActiveState={state}\nUnitFileState=enabled\n"
                        f"@@@ chrony\n{tracking}@@@ chrony_unit\n{unit}@@@ links\n[]\n")
 
 
