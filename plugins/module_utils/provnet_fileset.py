@@ -71,7 +71,16 @@ def apply(entries: list[dict[str, Any]], secrets: list[str], check: bool,
                 continue
             dest = entry["dest"]
             mode = int(str(entry["mode"]), 8) if entry.get("mode") is not None else None
-            uid, gid = _ids(entry)
+            try:
+                uid, gid = _ids(entry)
+            except FileError:
+                if not check:
+                    raise
+                # check mode: the owner is an account this run would create first (a factory-default node)
+                changed.append(dest)
+                diffs.append({"before_header": dest, "after_header": dest, "before": "",
+                              "after": f"(owned by {entry.get('owner')}:{entry.get('group')}, created by this run)\n"})
+                continue
             st = os.lstat(dest) if os.path.lexists(dest) else None
             if entry.get("state", "file") == "directory":
                 if st is not None and not stat.S_ISDIR(st.st_mode):

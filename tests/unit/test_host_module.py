@@ -133,3 +133,12 @@ def test_a_failing_validation_changes_no_file_and_says_which_step(tmp_path: Path
                                 {"dest": str(b), "content": "bad\n", "validate": "false %s"}]})
     assert res["failed"] and res["msg"].startswith("files: ") and str(b) in res["msg"]
     assert a.read_text() == "old a\n" and not b.exists()
+
+
+def test_check_mode_on_a_factory_node_reports_files_of_an_account_not_created_yet(tmp_path: Path) -> None:
+    fileset = utils("provnet_fileset")
+    entries = [{"dest": str(tmp_path / "keys"), "content": "k\n", "owner": "provnet-no-such-user", "mode": "0600"}]
+    changed, diffs = fileset.apply(entries, [], check=True)
+    assert changed == [str(tmp_path / "keys")] and "created by this run" in diffs[0]["after"]
+    with pytest.raises(fileset.FileError, match="no such user or group"):
+        fileset.apply(entries, [], check=False)
