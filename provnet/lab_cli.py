@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from provnet.cli_common import InventoryOpt, JsonOpt, emit_json, fail, load_model, out, progress_bar
+from provnet.lab.node import STOP_GRACE
 
 lab_app = typer.Typer(help="The lab: a virtual province from real parts (root).", no_args_is_help=True)
 
@@ -111,18 +112,41 @@ def lab_prune(inventory: Optional[Path] = InventoryOpt, as_json: bool = JsonOpt)
 
 
 @lab_app.command("down")
-def lab_down(force: bool = typer.Option(False, "--force", help="Also sweep leftovers of a crashed run.")) -> None:
-    """Stop every container; remove namespaces, mounts, veths and state (safe to run twice)."""
+def lab_down(
+    inventory: Optional[Path] = typer.Option(
+        None, "-i", "--inventory",
+        help="Inventory folder whose lab to take down [default: whichever lab runs here]."),
+    force: bool = typer.Option(False, "--force", help="Also sweep leftovers of a crashed run."),
+    grace: float = typer.Option(STOP_GRACE, "--grace", min=0, metavar="SECONDS",
+                                help="How long nodes may take to power off before they are killed by PID."),
+) -> None:
+    """Stop every node; remove namespaces, mounts, veths, the bridge and the state (safe to run twice).
+
+    Every node is told to power off at once; one still running after --grace seconds is killed
+    by its PID and named. With -i, only that inventory's lab (the folder given to `lab up -i`, or
+    an overlay of it): refused, nothing stopped, when the lab here was brought up from another
+    inventory, or when the inventory does not validate (as `lab up` refuses it; without -i,
+    whichever lab runs here is taken down). Exits 1 when anything of the lab is left behind.
+    """
     prov = _lab()
+    if inventory is not None:
+        root = load_model(inventory).root
+        running = prov.running_inventory()
+        if running is not None and running not in prov.family(root):
+            fail(f"the lab running here is {running}'s, not {root}'s: nothing stopped; "
+                 f"take it down with -i {running}")
     try:
-        removed = prov.down(force=force)
+        done = prov.teardown(force=force, grace=grace)
     except prov.LabError as exc:
         fail(str(exc))
         return
-    left = prov.leftovers() if os.geteuid() == 0 else []
+    if done.killed:
+        out.print(f"killed by PID after {grace:g} s: {', '.join(done.killed)}", markup=False)
+    left = [f"node {n} (still running after SIGKILL)" for n in done.stuck]
+    left += prov.leftovers() if os.geteuid() == 0 else []
     if left:
         fail("left behind: " + ", ".join(left), code=1)
-    out.print(f"lab down: {len(removed)} node(s) removed", markup=False)
+    out.print(f"lab down: {len(done.removed)} node(s) removed in {done.seconds:.1f} s", markup=False)
 
 
 station_app = typer.Typer(help="The management station: the controller with a systemd of its own (for its timers).",

@@ -16,7 +16,9 @@ capability set already lacks CAP_SYS_TIME and CAP_SYS_MODULE; CAP_SYS_BOOT is
 dropped explicitly (systemd in a container then just exits at poweroff).
 
 Processes are only ever signalled by recorded PID, after checking the PID still
-belongs to the same process (start time); never by name.
+belongs to the same process (start time); never by name. Nodes are stopped many at a
+time (:func:`stop_all`): every PID 1 is asked to power off before anything waits, one
+bounded wait covers them all, and the host commands of the cleanup are batched.
 """
 
 from __future__ import annotations
@@ -29,12 +31,15 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from provnet.lab.paths import state_root
 
 NETNS_PREFIX = "pvl-"
+NETNS_DIR = Path("/run/netns")
 NSPAWN = "systemd-nspawn"
 NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
 #: Capabilities a node must never hold (they would reach the host).
@@ -65,7 +70,7 @@ class Node:
     @property
     def netns_path(self) -> Path:
         """Path of the node's network namespace file."""
-        return Path("/run/netns") / self.netns
+        return NETNS_DIR / self.netns
 
     @property
     def dir(self) -> Path:
@@ -226,8 +231,9 @@ def cgroup_dirs(n: Node) -> list[Path]:
     return [h / CGROUP_PARENT / n.name for h in systemd_hierarchies()]
 
 
-def _remove_cgroups(n: Node) -> None:
-    """Remove the node's (empty) cgroups, deepest first."""
+def _remove_cgroups(n: Node) -> bool:
+    """Remove the node's (empty) cgroups, deepest first; True when none is left."""
+    gone = True
     for top in cgroup_dirs(n):
         if not top.is_dir():
             continue
@@ -237,10 +243,12 @@ def _remove_cgroups(n: Node) -> None:
                 os.rmdir(directory)
             except OSError:
                 pass
+        gone = gone and not top.exists()
         try:
             os.rmdir(top.parent)  # the shared parent, once the last node is gone
         except OSError:
             pass
+    return gone
 
 
 # --- namespaces and mounts -----------------------------------------------------
@@ -260,11 +268,15 @@ def ensure_netns(n: Node) -> None:
     subprocess.run(["ip", "-n", n.netns, "link", "set", "lo", "up"], check=True)
 
 
+def mount_points() -> set[str]:
+    """Every mount point of this mount namespace (per /proc/self/mounts)."""
+    with open("/proc/self/mounts") as handle:
+        return {line.split()[1] for line in handle}
+
+
 def is_mounted(path: Path) -> bool:
     """True when ``path`` is a mount point (per /proc/self/mounts)."""
-    target = str(path)
-    with open("/proc/self/mounts") as handle:
-        return any(line.split()[1] == target for line in handle)
+    return str(path) in mount_points()
 
 
 def mount_overlay(n: Node, image: Path) -> None:
@@ -368,12 +380,20 @@ def _find_leader(proc: subprocess.Popen[bytes], n: Node, timeout: float = 30.0) 
         if proc.poll() is not None:
             tail = n.log_file.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"systemd-nspawn for {n.name} exited ({proc.returncode}):\n{tail}")
-        for child in _children(proc.pid):
-            nspid = _ns_pid(child)
-            if len(nspid) >= 2 and nspid[-1] == 1:
-                return child
+        leader = _leader_of(proc.pid)
+        if leader is not None:
+            return leader
         time.sleep(0.02)
     raise TimeoutError(f"{n.name}: container PID 1 did not appear within {timeout} s")
+
+
+def _leader_of(nspawn: int) -> int | None:
+    """The host PID of the container PID 1 among ``nspawn``'s children, if it has one."""
+    for child in _children(nspawn):
+        nspid = _ns_pid(child)
+        if len(nspid) >= 2 and nspid[-1] == 1:
+            return child
+    return None
 
 
 def leader_pid(name: str, state_dir: Path) -> int:
@@ -392,58 +412,147 @@ def is_running(name: str, state_dir: Path) -> bool:
     return _alive(_read_record(n.pid_file)) and _alive(_read_record(n.leader_file))
 
 
-def stop(name: str, state_dir: Path, timeout: float = 20.0) -> None:
-    """Power the node off and remove every trace of it (safe to call twice).
+#: Immediate poweroff: the container's systemd runs no unit's stop job (the node's state is
+#: deleted next, so a clean shutdown would keep nothing, and one slow unit would hold the node
+#: up to its stop timeout) and goes straight to SIGTERM, then SIGKILL, of every process.
+POWEROFF = signal.SIGRTMIN + 14
+#: Seconds a node may take to power off before its PID 1 is killed.
+STOP_GRACE = 10.0
+#: Seconds to wait after each SIGKILL.
+KILL_WAIT = 5.0
+_POLL = 0.1
+RM = ["rm", "-rf", "--one-file-system", "--"]
+Record = tuple[int, int]
 
-    SIGRTMIN+4 asks the container's systemd for a clean poweroff; after
-    ``timeout`` seconds nspawn and the container's PID 1 are killed by PID.
-    Then the overlay is unmounted, the netns deleted and the state removed.
+
+@dataclass(frozen=True)
+class Stopped:
+    """Outcome of :func:`terminate_all` / :func:`stop_all`."""
+
+    killed: tuple[str, ...] = ()  # still running after the grace: killed by recorded PID
+    stuck: tuple[str, ...] = ()  # still running after SIGKILL: left as they are, records kept
+
+
+def stop(name: str, state_dir: Path, timeout: float = STOP_GRACE) -> None:
+    """Power the node off and remove every trace of it (safe to call twice); see :func:`stop_all`."""
+    stop_all([name], state_dir, timeout)
+
+
+def stop_all(names: Sequence[str], state_dir: Path, grace: float = STOP_GRACE,
+             host_links: Sequence[str] = (), workers: int = 8) -> Stopped:
+    """Stop the nodes together (:func:`terminate_all`), then remove what they leave (:func:`cleanup_all`).
+
+    A node stuck after SIGKILL is not cleaned up (its netns, mount and records stay for the next stop).
+    ``host_links``: host-side links to delete in the same ``ip`` batch as the namespaces.
     """
-    n = node(name, state_dir)
-    terminate(n, timeout)
-    cleanup(n)
+    nodes = [node(name, state_dir) for name in names]
+    stopped = terminate_all(nodes, grace)
+    cleanup_all([n for n in nodes if n.name not in stopped.stuck], host_links, workers)
+    return stopped
 
 
-def terminate(n: Node, timeout: float = 20.0) -> None:
-    """Stop the node's processes (clean poweroff, then SIGKILL by recorded PID)."""
-    nspawn = _read_record(n.pid_file)
-    leader = _read_record(n.leader_file)
-    _signal(leader, signal.SIGRTMIN + 4)
-    if not _wait_gone([nspawn, leader], timeout):
-        _signal(nspawn, signal.SIGTERM)
-        if not _wait_gone([nspawn, leader], 5.0):
-            _signal(leader, signal.SIGKILL)  # PID 1 of a PID namespace: kills them all
-            _signal(nspawn, signal.SIGKILL)
-            _wait_gone([nspawn, leader], 5.0)
-    n.pid_file.unlink(missing_ok=True)
-    n.leader_file.unlink(missing_ok=True)
+def terminate(n: Node, timeout: float = STOP_GRACE) -> Stopped:
+    """Stop the node's processes (:func:`terminate_all` of one node)."""
+    return terminate_all([n], timeout)
 
 
-def _wait_gone(records: list[tuple[int, int] | None], timeout: float) -> bool:
-    """Wait until none of the recorded processes is alive; return True if so."""
+def terminate_all(nodes: Sequence[Node], grace: float = STOP_GRACE) -> Stopped:
+    """Stop every node's processes at once, by recorded PID.
+
+    Every PID 1 is sent :data:`POWEROFF` before anything waits; one wait of at most ``grace``
+    seconds covers all nodes. A node still running then has its PID 1 killed (the kernel then
+    kills its whole PID namespace, and its nspawn exits by itself); an nspawn still there
+    :data:`KILL_WAIT` seconds later is killed too.
+    """
+    records: dict[str, tuple[Record | None, Record | None]] = {}
+    for n in nodes:
+        nspawn, leader = _read_record(n.pid_file), _read_record(n.leader_file)
+        if leader is None and _alive(nspawn):  # killed between nspawn's start and its leader's record
+            assert nspawn is not None
+            pid = _leader_of(nspawn[0])
+            start = _start_time(pid) if pid is not None else None
+            leader = (pid, start) if pid is not None and start is not None else None
+        records[n.name] = (nspawn, leader)
+    for _nspawn, leader in records.values():
+        _signal(leader, POWEROFF)
+    late = _wait_all(records, grace)
+    for name in sorted(late):
+        _signal(records[name][1], signal.SIGKILL)
+    stuck = _wait_all({name: records[name] for name in late}, KILL_WAIT)
+    for name in sorted(stuck):
+        _signal(records[name][0], signal.SIGKILL)
+    stuck = _wait_all({name: records[name] for name in stuck}, KILL_WAIT)
+    for n in nodes:
+        if n.name not in stuck:
+            n.pid_file.unlink(missing_ok=True)
+            n.leader_file.unlink(missing_ok=True)
+    return Stopped(tuple(sorted(late)), tuple(sorted(stuck)))
+
+
+def _wait_all(records: dict[str, tuple[Record | None, Record | None]], timeout: float) -> set[str]:
+    """Wait, one loop for every node, until none of the recorded processes lives; return who still does."""
     deadline = time.monotonic() + timeout
-    while any(_alive(r) for r in records):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    pending = set(records)
+    while True:
+        pending = {name for name in pending if any(_alive(r) for r in records[name])}
+        if not pending or time.monotonic() >= deadline:
+            return pending
+        time.sleep(_POLL)
 
 
 def cleanup(n: Node) -> None:
-    """Unmount the node's root, delete its netns, cgroups and state directory."""
-    _remove_cgroups(n)
-    propagate = NSPAWN_PROPAGATE / n.name  # nspawn's, left behind when /run is not a tmpfs
-    if propagate.is_dir() and not is_mounted(propagate):
-        subprocess.run(["rm", "-rf", "--one-file-system", str(propagate)], check=False)
-    for _ in range(3):
-        if not is_mounted(n.merged):
-            break
-        if subprocess.run(["umount", str(n.merged)], stderr=subprocess.DEVNULL).returncode != 0:
-            subprocess.run(["umount", "-l", str(n.merged)], check=False)
-    if n.netns_path.exists():
-        subprocess.run(["ip", "netns", "delete", n.netns], check=False)
-    if n.dir.exists() and not is_mounted(n.merged):
-        subprocess.run(["rm", "-rf", "--one-file-system", str(n.dir)], check=True)
+    """Unmount the node's root, delete its netns, cgroups and state directory (:func:`cleanup_all`)."""
+    cleanup_all([n])
+
+
+def cleanup_all(nodes: Sequence[Node], host_links: Sequence[str] = (), workers: int = 8) -> None:
+    """Unmount the nodes' roots, delete their netns, cgroups and state directories.
+
+    One ``ip -batch`` deletes every namespace, then ``host_links`` (a host-side veth whose
+    namespace went first is usually gone with it, in the kernel's batched namespace cleanup);
+    ``umount`` and ``rm`` take many paths per process.
+    """
+    mounted = mount_points()
+    propagate = [NSPAWN_PROPAGATE / n.name for n in nodes]  # nspawn's, left behind when /run is not a tmpfs
+    _in_chunks(RM, [str(p) for p in propagate if p.is_dir() and str(p) not in mounted], workers)
+    roots = [str(n.merged) for n in nodes if str(n.merged) in mounted]
+    # each umount syncs the upper filesystem (a disk flush): in parallel the flushes overlap
+    _in_chunks(["umount"], roots, workers, quiet=True)
+    mounted = mount_points()
+    _in_chunks(["umount", "-l"], [r for r in roots if r in mounted], workers)
+    ip_batch([*(f"netns delete {n.netns}" for n in nodes if n.netns_path.exists()),
+              *(f"link del {link}" for link in host_links)])
+    mounted = mount_points()
+    _in_chunks(RM, [str(n.dir) for n in nodes if n.dir.exists() and str(n.merged) not in mounted], workers,
+               check=True)
+    # a killed container's cgroups are busy until the kernel has released its last task
+    deadline = time.monotonic() + KILL_WAIT
+    left = [n for n in nodes if not _remove_cgroups(n)]
+    while left and time.monotonic() < deadline:
+        time.sleep(_POLL)
+        left = [n for n in left if not _remove_cgroups(n)]
+
+
+def ip_batch(lines: Sequence[str], netns: str | None = None) -> None:
+    """Run ``ip`` commands in one process; ``-force`` goes on past a failing line (a link already gone)."""
+    if lines:
+        subprocess.run(["ip", *(["-n", netns] if netns else []), "-force", "-batch", "-"],
+                       input="\n".join(lines) + "\n", capture_output=True, text=True, check=False)
+
+
+def _in_chunks(argv: list[str], paths: Sequence[str], workers: int, check: bool = False,
+               quiet: bool = False) -> None:
+    """Run ``argv + paths`` as at most ``workers`` processes at once, each with its share of the paths."""
+    if not paths:
+        return
+    size = -(-len(paths) // max(1, workers))
+    chunks = [list(paths[i:i + size]) for i in range(0, len(paths), size)]
+
+    def run(chunk: list[str]) -> None:
+        subprocess.run([*argv, *chunk], stderr=subprocess.DEVNULL if quiet else None, check=check)
+
+    with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+        list(pool.map(run, chunks))
 
 
 #: Linux capability names by bit number (setpriv spelling).

@@ -305,13 +305,14 @@ def wait_ssh(address: str, timeout: float) -> bool:
     return False
 
 
-def family(m: Model) -> set[str]:
-    """The inventories whose lab this model may join: its own folder and, for an overlay, its base — and
-    the base's base, for an overlay of an overlay (a rollout into a copy that is itself an overlay)."""
+def family(m: Model | Path) -> set[str]:
+    """The inventories whose lab this model (or inventory folder) may join: its own folder and, for an
+    overlay, its base — and the base's base, for an overlay of an overlay (a rollout into a copy that is
+    itself an overlay)."""
     from provnet.rollout.overlay import OVERLAY_OF
 
     out: set[str] = set()
-    todo = [m.root.resolve()]
+    todo = [(m if isinstance(m, Path) else m.root).resolve()]
     while todo:
         root = todo.pop()
         if str(root) in out:
@@ -426,8 +427,29 @@ def _uptime(pid: int) -> float:
     return since_boot - ticks / os.sysconf("SC_CLK_TCK")
 
 
-def down(force: bool = False) -> list[str]:
-    """Stop every node and remove namespaces, mounts, veths, bridge and state."""
+@dataclass(frozen=True)
+class Teardown:
+    """What :func:`teardown` did."""
+
+    removed: tuple[str, ...]
+    killed: tuple[str, ...]  # did not power off within the grace: killed by recorded PID
+    stuck: tuple[str, ...]  # still running after SIGKILL: kept in the state for the next `down`
+    seconds: float
+
+
+def down(force: bool = False, grace: float = node.STOP_GRACE) -> list[str]:
+    """Stop every node and remove namespaces, mounts, veths, bridge and state; the names removed."""
+    return list(teardown(force, grace).removed)
+
+
+def teardown(force: bool = False, grace: float = node.STOP_GRACE) -> Teardown:
+    """:func:`down`, reporting the nodes that had to be killed.
+
+    Every node is stopped at once (:func:`node.stop_all`: one poweroff signal each, one wait of at
+    most ``grace`` seconds, SIGKILL by PID after it); the host-side veths, the bridge and the
+    controller's veth go in the same ``ip`` batch as the namespaces.
+    """
+    t0 = time.monotonic()
     sd = lab_dir()
     st = _state(sd)
     names: set[str] = set(st.get("nodes", []))  # type: ignore[arg-type]
@@ -435,26 +457,30 @@ def down(force: bool = False) -> list[str]:
         nodes_dir = sd / "nodes"
         if nodes_dir.is_dir():
             names |= {p.name for p in nodes_dir.iterdir() if p.is_dir()}
-        netns_dir = Path("/run/netns")
-        if netns_dir.is_dir():
-            names |= {p.name.removeprefix(node.NETNS_PREFIX) for p in netns_dir.iterdir()
+        if node.NETNS_DIR.is_dir():
+            names |= {p.name.removeprefix(node.NETNS_PREFIX) for p in node.NETNS_DIR.iterdir()
                       if p.name.startswith(node.NETNS_PREFIX)}
     if os.geteuid() != 0:
         if names:
             raise LabError("lab down needs root")
-        return []
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(lambda n: node.stop(n, sd), sorted(names)))
-    for name in names:
-        host = _host_if(name)
-        if _link_exists(None, host):
-            _ip("link", "del", host, check=False)
-    for link in (OOB_BRIDGE, CONTROLLER_IF):
-        if _link_exists(None, link):
-            _ip("link", "del", link, check=False)
-    sysctl.restore_limits(sd)
-    (sd / STATE_FILE).unlink(missing_ok=True)
-    return sorted(names)
+        return Teardown((), (), (), 0.0)
+    ordered = sorted(names)
+    present = _host_links()
+    links = [x for x in (*(_host_if(n) for n in ordered), OOB_BRIDGE, CONTROLLER_IF) if x in present]
+    stopped = node.stop_all(ordered, sd, grace, host_links=links)
+    if stopped.stuck:
+        _save_state(sd, {**st, "nodes": list(stopped.stuck)})
+    else:
+        sysctl.restore_limits(sd)
+        (sd / STATE_FILE).unlink(missing_ok=True)
+    removed = tuple(n for n in ordered if n not in stopped.stuck)
+    return Teardown(removed, stopped.killed, stopped.stuck, time.monotonic() - t0)
+
+
+def _host_links() -> set[str]:
+    """Names of the host's links (one ``ip`` call)."""
+    out = _ip("-o", "link", "show", check=False).stdout
+    return {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if line.count(":") >= 2}
 
 
 def remove(names: list[str] | set[str]) -> list[str]:
@@ -473,20 +499,15 @@ def remove(names: list[str] | set[str]) -> list[str]:
         # delete the data-plane veths first: a dead namespace's veths can outlive it (the kernel frees a
         # namespace lazily) and a peer's end left behind would refuse the next wiring of that name
         ns = node.node(name, sd).netns
-        if Path("/run/netns", ns).exists():
+        if (node.NETNS_DIR / ns).exists():
             links = json.loads(_ip("-n", ns, "-j", "link", "show", check=False).stdout or "[]")
-            for link in links:
-                if link.get("ifname") not in ("lo", "oob0") and link.get("link_type") != "loopback":
-                    _ip("-n", ns, "link", "del", link["ifname"], check=False)
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda n: node.stop(n, sd), gone))
-    for name in gone:
-        host = _host_if(name)
-        if _link_exists(None, host):
-            _ip("link", "del", host, check=False)
-    st["nodes"] = [n for n in known if n not in gone]
+            node.ip_batch([f"link del {link['ifname']}" for link in links
+                           if link.get("ifname") not in ("lo", "oob0") and link.get("link_type") != "loopback"], ns)
+    present = _host_links()
+    stopped = node.stop_all(gone, sd, host_links=[h for h in map(_host_if, gone) if h in present])
+    st["nodes"] = [n for n in known if n not in gone or n in stopped.stuck]
     _save_state(sd, st)
-    return gone
+    return [n for n in gone if n not in stopped.stuck]
 
 
 def prune(m: Model, names: list[str] | set[str] | tuple[str, ...]) -> tuple[list[str], str]:
@@ -523,14 +544,10 @@ def _unwire_halls(m: Model) -> None:
 def leftovers() -> list[str]:
     """Anything of the lab still on the host (for tests and `lab down` checks)."""
     found = []
-    netns_dir = Path("/run/netns")
-    if netns_dir.is_dir():
-        found += [f"netns {p.name}" for p in netns_dir.iterdir() if p.name.startswith(node.NETNS_PREFIX)]
-    links = _ip("-o", "link", "show", check=False).stdout
-    found += [f"link {l.split(':')[1].strip().split('@')[0]}" for l in links.splitlines()
-              if l.split(":")[1].strip().startswith(("pvo", OOB_BRIDGE, CONTROLLER_IF))]
-    with open("/proc/self/mounts") as fh:
-        found += [f"mount {l.split()[1]}" for l in fh if l.split()[1].startswith(str(lab_dir()))]
+    if node.NETNS_DIR.is_dir():
+        found += [f"netns {p.name}" for p in node.NETNS_DIR.iterdir() if p.name.startswith(node.NETNS_PREFIX)]
+    found += [f"link {name}" for name in sorted(_host_links()) if name.startswith(("pvo", OOB_BRIDGE, CONTROLLER_IF))]
+    found += [f"mount {p}" for p in sorted(node.mount_points()) if p.startswith(str(lab_dir()))]
     return found
 
 
