@@ -33,9 +33,10 @@ class BaresipDriver(LinuxDriver):
         return sorted(set(self.candidate or {}) | {"config", "accounts"})
 
     def platform_diff(self) -> str:
-        """Files, plus the accounts file's group: baresip runs as ``baresip`` and must read it."""
-        diff = self.file_diff()
-        res = self.s.run(f"getent group baresip >/dev/null && stat -c %G {CONFIG_DIR}/accounts 2>/dev/null")
+        """Files, plus the accounts file's group: baresip runs as ``baresip`` and must read it (one command)."""
+        running, (res,) = self.read_with(self.diff_names(), [
+            f"getent group baresip >/dev/null && stat -c %G {CONFIG_DIR}/accounts 2>/dev/null"])
+        diff = self.file_diff(running)
         group = res.out.strip()
         if res.rc == 0 and group and group != "baresip":
             diff += f"--- running/accounts (group)\n+++ intended/accounts (group)\n-group {group}\n+group baresip\n"

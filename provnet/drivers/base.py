@@ -41,8 +41,14 @@ class PlatformTraits:
     login: ClassVar[Literal["password", "key"]] = "password"
     #: ``commit_config(revert_in=…)`` arms a revert on the device
     supports_commit_confirm: ClassVar[bool] = True
-    #: ``confirm_commit()`` opens its own fresh connection; otherwise the engine opens a new driver to confirm
+    #: ``confirm_commit()`` opens its own fresh connection; otherwise the engine opens a new driver to confirm.
+    #: Such a driver may offer ``open_fresh()``: one new connection that ``confirm_commit(connection)`` of
+    #: every platform of the device takes, after all of their commits
     confirms_on_fresh_connection: ClassVar[bool] = False
+    #: the drivers of one device can share one connection: ``open()`` adopts ``optional_args["session"]``
+    #: (an open session to the same address), ``share()`` hands a driver's own session to the caller, and
+    #: ``close()`` leaves a session the driver does not own
+    shares_session: ClassVar[bool] = False
     #: ``commit_config(message=…)`` takes a message (else the audit record and the device's own log carry it)
     accepts_commit_message: ClassVar[bool] = True
 

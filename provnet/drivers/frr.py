@@ -2,9 +2,11 @@
 
 - validation: ``vtysh -C -f`` on the uploaded candidate, before anything is applied;
 - diff: ``frr-reload.py --test`` (exits 0 even when lines differ, so its output is parsed)
-  against the running daemons; the whole file when FRR is not running yet;
+  against the running daemons; the whole file when FRR is not running yet. One command:
+  the daemons and sysctl files, ``is-active`` and the staged candidate (on stdin) tested;
 - apply: ``frr-reload.py --reload``, or a restart when the daemons file changed or FRR
-  was down; afterwards a second ``--test`` must come back empty;
+  was down; afterwards a second ``--test`` must come back empty (its first try runs in
+  the apply's own command);
 - interface addresses live in frr.conf (zebra owns them), so a deploy survives a restart.
 """
 
@@ -12,12 +14,16 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provnet.drivers import models
 from provnet.drivers.base import CommitError, DriverError
 from provnet.drivers.linux import STATE, LinuxDriver, unified
+
+if TYPE_CHECKING:
+    from provnet.drivers.ssh import Result, Step
 
 RELOAD = "/usr/lib/frr/frr-reload.py"
 PATHS = {"frr.conf": "/etc/frr/frr.conf", "daemons": "/etc/frr/daemons",
@@ -64,31 +70,38 @@ class FrrDriver(LinuxDriver):
     def _active(self) -> bool:
         return self.s.run("systemctl is-active -q frr").rc == 0
 
-    def validate(self, staged: dict[str, str]) -> None:
-        if "frr.conf" in staged:
-            res = self.s.run(f"vtysh -C -f {staged['frr.conf']}")
-            if res.rc != 0:
-                raise CommitError(f"{self.hostname}: FRR rejects the candidate (vtysh -C): "
-                                  f"{(res.out + res.err).strip()[-800:]}; nothing was applied")
+    def validate_command(self, staged: dict[str, str]) -> str:
+        return f"vtysh -C -f {shlex.quote(staged['frr.conf'])}" if "frr.conf" in staged else ""
 
-    def _reload_test(self, path: str) -> tuple[list[str], list[str]]:
-        res = self.s.run(f"{RELOAD} --test {path}", timeout=90)
+    def rejected(self, res: Result) -> CommitError:
+        return CommitError(f"{self.hostname}: FRR rejects the candidate (vtysh -C): "
+                           f"{(res.out + res.err).strip()[-800:]}; nothing was applied")
+
+    def _tested(self, res: Result) -> tuple[list[str], list[str]]:
+        """A ``frr-reload.py --test`` result → (lines to delete, lines to add)."""
         if res.rc != 0:
             raise DriverError(f"{self.hostname}: frr-reload.py --test failed: {(res.err or res.out).strip()[-600:]}")
         return parse_reload_test(res.out)
 
+    def _reload_test(self, path: str) -> tuple[list[str], list[str]]:
+        return self._tested(self.s.run(f"{RELOAD} --test {path}", timeout=90))
+
     def platform_diff(self) -> str:
         assert self.candidate is not None
         out = []
-        running = self.running_files(["daemons", "sysctl"])
+        steps: list[Step] = ["systemctl is-active -q frr"]
+        if "frr.conf" in self.candidate:
+            staged = f"{STATE}/candidate/frr/diff-frr.conf"
+            steps.append((f"systemctl is-active -q frr || exit 0\nmkdir -p {STATE}/candidate/frr && umask 077 && "
+                          f"cat > {staged}.pvtmp && mv -f {staged}.pvtmp {staged} && {RELOAD} --test {staged}",
+                          self.candidate["frr.conf"]))
+        running, (active, *test) = self.read_with(["daemons", "sysctl"], steps, timeout=90)
         for name in ("daemons", "sysctl"):
             if name in self.candidate and (running[name] or "") != self.candidate[name]:
                 out.append(unified(running[name] or "", self.candidate[name], name))
         if "frr.conf" in self.candidate:
-            if self._active():
-                staged = f"{STATE}/candidate/frr/diff-frr.conf"
-                self.s.write(staged, self.candidate["frr.conf"], mode="0600")
-                delete, add = self._reload_test(staged)
+            if active.rc == 0:
+                delete, add = self._tested(test[0])
                 if delete or add:
                     out.append("--- running/frr (vtysh)\n+++ intended/frr.conf\n"
                                + "".join(f"-{l}\n" for l in delete) + "".join(f"+{l}\n" for l in add))
@@ -114,12 +127,16 @@ class FrrDriver(LinuxDriver):
                 "chown frr:frr /etc/frr/frr.conf /etc/frr/daemons 2>/dev/null\n"
                 f"if systemctl is-active -q frr; then systemctl restart frr; fi\n")
 
-    def after_commit(self) -> None:
-        """The second --test must come back empty (FRR converged to the file)."""
+    def after_commit_steps(self) -> list[Step]:
+        return [f"{RELOAD} --test /etc/frr/frr.conf"]
+
+    def after_commit(self, checked: list[Result]) -> None:
+        """The second --test must come back empty (FRR converged to the file); its first try is ``checked``."""
         left: tuple[list[str], list[str]] = ([], [])
-        for _ in range(30):
+        for attempt in range(30):
             try:
-                left = self._reload_test("/etc/frr/frr.conf")
+                left = self._tested(checked[0]) if attempt == 0 and checked else \
+                    self._reload_test("/etc/frr/frr.conf")
             except DriverError:
                 time.sleep(0.5)  # daemons still starting
                 continue
@@ -164,10 +181,11 @@ class FrrDriver(LinuxDriver):
                           "nexthops": [n.get("ip", n.get("interfaceName", "")) for n in r.get("nexthops", [])]}
                          for r in routes] for prefix, routes in data.items()}
 
-    def live_sections(self, files: dict[str, str]) -> dict[str, str]:
-        if self._active():
-            res = self.s.run("vtysh -c 'show running-config'")
-            if res.rc == 0:
-                files["frr.conf"] = re.sub(r"^(Building configuration|Current configuration).*\n|^end\n", "",
-                                           res.out, flags=re.M)
+    def live_steps(self) -> list[Step]:
+        return ["systemctl is-active -q frr && vtysh -c 'show running-config'"]
+
+    def live_sections(self, files: dict[str, str], live: list[Result]) -> dict[str, str]:
+        if live[0].rc == 0:  # FRR running and vtysh answered
+            files["frr.conf"] = re.sub(r"^(Building configuration|Current configuration).*\n|^end\n", "",
+                                       live[0].out, flags=re.M)
         return files

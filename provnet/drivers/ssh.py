@@ -3,13 +3,26 @@
 Every connection passes the address guard first. Each ``exec`` is its own channel on
 one transport; ``fresh()`` opens a brand-new transport, which confirmation needs
 (a reused session survives a rule that blocks new connections).
+
+An exec costs a round trip and a process on the device (20 reads as 20 commands:
+1.2 s wall, 285 ms of node CPU; as one: 88 ms, 34 ms), so the drivers batch:
+:meth:`SSH.run_many` runs several commands in one exec and returns each one's exit
+status, stdout and stderr apart; :meth:`SSH.read_many` and :meth:`SSH.write_many` read
+and write several files in one. The batch is a script on stdin (``sh -s``) whose
+data travels as base64 here-documents, so no content can break out of it and no
+argument grows with the files.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import posixpath
+import re
 import shlex
 import socket
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import paramiko
@@ -36,6 +49,78 @@ class Result:
         if self.rc != 0:
             raise DriverError(f"{what} failed (exit {self.rc}): {(self.err or self.out).strip()[-600:]}")
         return self
+
+
+#: one command of a batch: a command line, or (command line, its stdin)
+Step = str | tuple[str, str]
+
+# base64 output is [A-Za-z0-9+/=] only: neither a frame line nor this delimiter can occur in it
+FRAME = ">PV"
+FRAME_LINE = re.compile(r"^>PV (\d+) (-?\d+)$")
+EOF_MARK = "__PV_EOF__"
+
+
+def _heredoc(data: bytes) -> str:
+    """A quoted here-document holding ``data`` as base64 (76-column lines, as base64(1) writes)."""
+    b64 = base64.encodebytes(data).decode()
+    return f"<<'{EOF_MARK}'\n{b64}{EOF_MARK}\n"
+
+
+def batch_script(steps: Sequence[Step], stop_on_error: bool = False) -> str:
+    """``sh -s`` script running ``steps`` in order, each in a subshell with its own stdin
+    (the given text, else /dev/null): per step a ``>PV <index> <exit status>`` line, then its
+    stdout and its stderr, each as one line of base64. ``stop_on_error``: after a step that
+    exits non-zero, the later ones do not run."""
+    lines = ['t=$(mktemp -d) || exit 1', """trap 'rm -rf "$t"' EXIT""", "trap 'exit 1' HUP PIPE TERM"]
+    for i, step in enumerate(steps):
+        command, data = (step, None) if isinstance(step, str) else step
+        source = "/dev/null"
+        if data is not None:
+            lines.append('base64 -d > "$t/i" ' + _heredoc(data.encode()).rstrip("\n"))
+            source = '"$t/i"'
+        # the newline before ")" ends a trailing comment or here-document of the command
+        lines.append(f'( {command}\n) < {source} > "$t/o" 2> "$t/e"')
+        lines.append(f'r=$?; printf \'{FRAME} {i} %d\\n\' "$r"; base64 -w0 "$t/o"; echo; base64 -w0 "$t/e"; echo')
+        if stop_on_error and i < len(steps) - 1:
+            lines.append('[ "$r" -eq 0 ] || exit 0')
+    return "\n".join(lines) + "\n"
+
+
+def parse_batch(out: str) -> list[Result]:
+    """:func:`batch_script`'s output → one :class:`Result` per step that ran."""
+    results: list[Result] = []
+    lines = out.split("\n")
+    i = 0
+    while i < len(lines):
+        m = FRAME_LINE.match(lines[i])
+        if m is None:
+            i += 1
+            continue
+        # a complete frame's stderr line ends with a newline: an element follows it
+        if int(m.group(1)) != len(results) or i + 3 >= len(lines):
+            break  # out of order or cut short: the caller sees fewer results than steps
+        try:
+            stdout, stderr = (base64.b64decode(b, validate=True).decode(errors="replace") for b in lines[i + 1:i + 3])
+        except binascii.Error:
+            break
+        results.append(Result(int(m.group(2)), stdout, stderr))
+        i += 3
+    return results
+
+
+def write_script(files: Iterable[tuple[str, str, str]]) -> str:
+    """``sh -s`` script writing each (path, text, mode): parent directories first (the default umask,
+    as ``mkdir -p`` always made them), then each file private until it is complete and renamed."""
+    files = list(files)
+    lines = ["set -e"]
+    lines += [f"mkdir -p -- {shlex.quote(d)}" for d in dict.fromkeys(posixpath.dirname(p) or "." for p, _, _ in files)]
+    lines.append("umask 077")
+    for path, text, mode in files:
+        tmp = shlex.quote(path + ".pvtmp")
+        lines.append(f"base64 -d > {tmp} " + _heredoc(text.encode()).rstrip("\n"))
+        lines.append(f"chmod {mode} {tmp}")
+        lines.append(f"mv -f -- {tmp} {shlex.quote(path)}")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass
@@ -74,8 +159,7 @@ class SSH:
 
     def fresh(self) -> "SSH":
         """A new, independent connection with the same credentials."""
-        return SSH(self.address, (self.user,) if self.user else self.usernames, self.key_file, self.password,
-                   self.production, self.timeout).open()
+        return replace(self, usernames=(self.user,) if self.user else self.usernames, user="", _client=None).open()
 
     def close(self) -> None:
         if self._client is not None:
@@ -114,14 +198,36 @@ class SSH:
             channel.close()  # frees the server's session slot now, not at garbage collection
         return Result(rc, out, err)
 
+    def run_many(self, steps: Sequence[Step], stop_on_error: bool = False, timeout: float = 60) -> list[Result]:
+        """Run ``steps`` in one exec (see :func:`batch_script`); one Result per step that ran
+        (with ``stop_on_error``, none after the first that failed)."""
+        if not steps:
+            return []
+        res = self.run("sh -s", input=batch_script(steps, stop_on_error), timeout=timeout)
+        results = parse_batch(res.out)
+        last_failed = bool(results) and results[-1].rc != 0
+        if len(results) < len(steps) and not (stop_on_error and last_failed):
+            if res.rc == -1:  # the channel closed without an exit status: the connection went away
+                raise ConnectError(f"{self.address}: connection lost during a batch of {len(steps)} commands")
+            raise DriverError(f"{self.address}: a batch of {len(steps)} commands ended after {len(results)} "
+                              f"(exit {res.rc}): {res.err.strip()[-600:]}")
+        return results
+
+    def read_many(self, paths: Sequence[str]) -> dict[str, str | None]:
+        """Each file's content, None where it cannot be read, in one exec."""
+        results = self.run_many([f"cat -- {shlex.quote(p)}" for p in paths])
+        return {p: r.out if r.rc == 0 else None for p, r in zip(paths, results)}
+
+    def write_many(self, files: Sequence[tuple[str, str, str]]) -> None:
+        """Write each (path, text, mode) in one exec; each file is renamed into place when complete."""
+        if files:
+            self.run("sh -s", input=write_script(files)).check(f"write {', '.join(p for p, _, _ in files)}")
+
     def read(self, path: str) -> str | None:
-        res = self.run(f"cat {shlex.quote(path)} 2>/dev/null")
-        return res.out if res.rc == 0 else None
+        return self.read_many([path])[path]
 
     def write(self, path: str, text: str, mode: str = "0644") -> None:
-        q = shlex.quote(path)
-        self.run(f"mkdir -p $(dirname {q}) && umask 077 && cat > {q}.pvtmp && chmod {mode} {q}.pvtmp && "
-                 f"mv {q}.pvtmp {q}", input=text).check(f"write {path}")
+        self.write_many([(path, text, mode)])
 
 
 def lab_key() -> str | None:

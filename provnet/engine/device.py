@@ -5,6 +5,10 @@ thing; every text that leaves here is passed through the secrets masker first.
 What differs by platform (login, commit-confirm, how a fresh confirm is made, the
 candidate's format, commit messages) is asked of the driver class
 (:class:`provnet.drivers.base.PlatformTraits`); the engine names no platform.
+
+The drivers of one device that share sessions (``shares_session``: the Linux ones, e.g. a
+CE's frr and nftables) go over one SSH connection, and their commits are confirmed over
+one fresh connection opened after the last of them.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 from provnet import guard, render, secrets
 from provnet.drivers import get_network_driver
 from provnet.drivers.base import DriverError
-from provnet.drivers.ssh import ConnectError
+from provnet.drivers.ssh import SSH, ConnectError
 from provnet.errors import ProvnetError
 from provnet.model import Device, Model
 
@@ -100,8 +104,16 @@ def driver_for(ctx: Context, dev: Device, platform: str, address: str | None = N
                optional_args={"production": ctx.model.production})
 
 
-def reach(ctx: Context, dev: Device, platform: str) -> tuple[Any, str]:
-    """Open a driver; a lab device managed in-band falls back to out-of-band while unreachable in-band."""
+def reach(ctx: Context, dev: Device, platform: str, session: SSH | None = None) -> tuple[Any, str]:
+    """Open a driver; a lab device managed in-band falls back to out-of-band while unreachable in-band.
+
+    ``session``: an open session to the device (another platform's driver opened it); a driver
+    that shares sessions adopts it, at its address, instead of connecting again."""
+    if session is not None and session.alive() and getattr(get_network_driver(platform), "shares_session", False):
+        drv = driver_for(ctx, dev, platform, session.address)
+        drv.optional_args["session"] = session
+        drv.open()
+        return drv, session.address
     drv = driver_for(ctx, dev, platform)
     try:
         drv.open()
@@ -113,6 +125,28 @@ def reach(ctx: Context, dev: Device, platform: str) -> tuple[Any, str]:
     drv = driver_for(ctx, dev, platform, oob)
     drv.open()
     return drv, oob
+
+
+class Shared:
+    """The one SSH session of a device that its session-sharing drivers go over; closed once, by :meth:`close`."""
+
+    def __init__(self) -> None:
+        self.session: SSH | None = None
+
+    def reach(self, ctx: Context, dev: Device, platform: str) -> tuple[Any, str]:
+        """:func:`reach` over the shared session; the first sharing driver's own session becomes it."""
+        drv, address = reach(ctx, dev, platform, self.session)
+        if self.session is None and getattr(drv, "shares_session", False):
+            self.session = drv.share()
+        return drv, address
+
+    def close(self) -> None:
+        if self.session is not None:
+            try:
+                self.session.close()
+            except Exception:  # noqa: BLE001 - closing must never mask the real result
+                pass
+            self.session = None
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -157,12 +191,56 @@ def _discard(drv: Any) -> None:
         pass
 
 
+def _cut_off(ctx: Context, pr: PlatformResult, exc: BaseException, armed: int) -> None:
+    """A commit whose confirmation could not connect: the device reverts it by itself."""
+    pr.status = "rolled-back"
+    pr.error = ctx.mask(f"confirmation over a fresh connection failed ({exc}): the change cut management off; "
+                        f"the device restores its previous config within {armed} s by itself")
+
+
+def _confirm_afresh(ctx: Context, pending: list[tuple[PlatformResult, Any, str, int]]) -> None:
+    """Confirm the device's commits whose drivers confirm on a fresh connection: one new connection per
+    address (``open_fresh``), opened after the last commit, so it is newer than every change; a driver
+    without ``open_fresh`` reconnects itself. One that cannot connect means every change it was to
+    confirm cut management off: each reverts by itself."""
+    by_address: dict[str, list[tuple[PlatformResult, Any, str, int]]] = {}
+    for item in pending:
+        by_address.setdefault(item[2], []).append(item)
+    for items in by_address.values():
+        opener = getattr(items[0][1], "open_fresh", None)
+        fresh = None
+        try:
+            fresh = opener() if opener is not None else None
+        except ConnectError as exc:
+            for pr, _, _, armed in items:
+                _cut_off(ctx, pr, exc, armed)
+            continue
+        except Exception as exc:  # noqa: BLE001
+            for pr, _, _, armed in items:
+                pr.status, pr.error = "failed", ctx.mask(
+                    f"{_reason(exc)} (whatever was applied reverts by itself within {armed} s: the revert was armed)")
+            continue
+        try:
+            for pr, drv, _, armed in items:
+                try:
+                    drv.confirm_commit(fresh) if fresh is not None else drv.confirm_commit()
+                    pr.status = "changed"
+                except ConnectError as exc:
+                    _cut_off(ctx, pr, exc, armed)
+                except Exception as exc:  # noqa: BLE001 - vendor libraries raise their own; never escape
+                    pr.status, pr.error = "failed", ctx.mask(
+                        f"{_reason(exc)} (whatever was applied reverts by itself within {armed} s: the revert was armed)")
+        finally:
+            if fresh is not None:
+                try:
+                    fresh.close()
+                except Exception:  # noqa: BLE001
+                    pass
+
+
 def _confirm_fresh(ctx: Context, dev: Device, platform: str, drv: Any, address: str) -> None:
-    """Confirm over a new connection to the address the commit went to (no out-of-band fallback):
-    a reused session, or another path, may survive a change that cut management off."""
-    if drv.confirms_on_fresh_connection:
-        drv.confirm_commit()
-        return
+    """Confirm a vendor commit over a new driver to the address the commit went to (no out-of-band
+    fallback): a reused session, or another path, may survive a change that cut management off."""
     fresh = driver_for(ctx, dev, platform, address)
     try:
         fresh.open()
@@ -181,8 +259,10 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
     Every platform's candidate is loaded, validated and diffed before any is committed; with
     ``commit``, before a device's first change, every platform's running config is backed up.
     A platform that fails before the commits start means nothing is committed on the device;
-    one that fails or rolls back during the commits stops the platforms after it (``skipped``),
-    so a device is never left with a later section applied on top of a failed earlier one.
+    one that fails during the commits stops the platforms after it (``skipped``), so a device is
+    never left with a later section applied on top of a failed earlier one. Platforms that confirm
+    on a fresh connection are confirmed together after the commits (:func:`_confirm_afresh`): a
+    change that cut management off rolls back every one of them (each device-side revert was armed).
     """
     dev = ctx.model.devices[hostname]
     result = HostResult(hostname, dev.site, "unchanged", dev.ansible_host)
@@ -195,6 +275,9 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
     when = stamp()
     # (result, driver, address) of each platform that was reached
     opened: list[tuple[PlatformResult, Any, str]] = []
+    shared = Shared()
+    # (result, driver, address, revert_in) of each commit confirmed after the last one
+    unconfirmed: list[tuple[PlatformResult, Any, str, int]] = []
     try:
         # 1. load, validate and diff every platform
         for r in rendered:
@@ -203,7 +286,7 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
             pr = PlatformResult(r.platform, "unchanged")
             result.platforms.append(pr)
             try:
-                drv, address = reach(ctx, dev, r.platform)
+                drv, address = shared.reach(ctx, dev, r.platform)
                 opened.append((pr, drv, address))
                 if address != dev.ansible_host:
                     result.note = f"reached over out-of-band {address} (in-band {dev.ansible_host} not answering yet)"
@@ -241,14 +324,14 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
                     if drv.accepts_commit_message else ""
                 armed = revert_in if revert_in and drv.supports_commit_confirm else None
                 drv.commit_config(message=message, revert_in=armed)
+                if armed and drv.confirms_on_fresh_connection:
+                    unconfirmed.append((pr, drv, address, armed))
+                    continue
                 if armed:
                     try:
                         _confirm_fresh(ctx, dev, pr.platform, drv, address)
                     except ConnectError as exc:
-                        pr.status = "rolled-back"
-                        pr.error = ctx.mask(f"confirmation over a fresh connection failed ({exc}): the change cut "
-                                            f"management off; the device restores its previous config within "
-                                            f"{armed} s by itself")
+                        _cut_off(ctx, pr, exc, armed)
                         failed = pr.platform
                         continue
                 elif revert_in:
@@ -258,12 +341,14 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
                 pr.status, pr.error = "failed", ctx.mask(_reason(exc) + (
                     f" (whatever was applied reverts by itself within {armed} s: the revert was armed)" if armed else ""))
                 failed = pr.platform
+        _confirm_afresh(ctx, unconfirmed)
     finally:
         for _, drv, _ in opened:
             try:
                 drv.close()
             except Exception:  # noqa: BLE001 - closing must never mask the real result
                 pass
+        shared.close()
     statuses = {p.status for p in result.platforms}
     for worst in ("failed", "rolled-back", "skipped", "changed", "would-change"):
         if worst in statuses:
@@ -276,21 +361,25 @@ def rollback(ctx: Context, hostname: str, platforms: tuple[str, ...] | None = No
     """Restore each platform's config from before provnet's last commit (the device-side snapshot)."""
     dev = ctx.model.devices[hostname]
     result = HostResult(hostname, dev.site, "changed", dev.ansible_host)
-    for plat in dev.platforms:
-        if platforms and plat not in platforms:
-            continue
-        pr = PlatformResult(plat, "changed")
-        result.platforms.append(pr)
-        try:
-            drv, _ = reach(ctx, dev, plat)
+    shared = Shared()
+    try:
+        for plat in dev.platforms:
+            if platforms and plat not in platforms:
+                continue
+            pr = PlatformResult(plat, "changed")
+            result.platforms.append(pr)
             try:
-                drv.rollback()
-                audit(ctx, dev, plat, "", "rollback")
-            finally:
-                drv.close()
-        except (DriverError, ProvnetError, OSError, NotImplementedError) as exc:
-            pr.status, pr.error = "failed", ctx.mask(str(exc))
-            result.status = "failed"
+                drv, _ = shared.reach(ctx, dev, plat)
+                try:
+                    drv.rollback()
+                    audit(ctx, dev, plat, "", "rollback")
+                finally:
+                    drv.close()
+            except (DriverError, ProvnetError, OSError, NotImplementedError) as exc:
+                pr.status, pr.error = "failed", ctx.mask(str(exc))
+                result.status = "failed"
+    finally:
+        shared.close()
     return result
 
 
@@ -321,16 +410,20 @@ def take_backup(ctx: Context, hostname: str) -> HostResult:
     dev = ctx.model.devices[hostname]
     result = HostResult(hostname, dev.site, "unchanged", dev.ansible_host)
     when = stamp()
-    for plat in dev.platforms:
-        pr = PlatformResult(plat, "unchanged")
-        result.platforms.append(pr)
-        try:
-            drv, _ = reach(ctx, dev, plat)
+    shared = Shared()
+    try:
+        for plat in dev.platforms:
+            pr = PlatformResult(plat, "unchanged")
+            result.platforms.append(pr)
             try:
-                pr.backup = str(backup(ctx, dev, plat, drv.get_config()["running"], when))
-            finally:
-                drv.close()
-        except (DriverError, ProvnetError, OSError) as exc:
-            pr.status, pr.error = "failed", ctx.mask(str(exc))
-            result.status = "failed"
+                drv, _ = shared.reach(ctx, dev, plat)
+                try:
+                    pr.backup = str(backup(ctx, dev, plat, drv.get_config()["running"], when))
+                finally:
+                    drv.close()
+            except (DriverError, ProvnetError, OSError) as exc:
+                pr.status, pr.error = "failed", ctx.mask(str(exc))
+                result.status = "failed"
+    finally:
+        shared.close()
     return result

@@ -48,15 +48,17 @@ def test_every_driver_declares_the_platform_traits(platform: str) -> None:
     cls = _cls(platform)
     assert issubclass(cls, PlatformTraits)
     assert cls.login in ("password", "key")
-    for flag in ("supports_commit_confirm", "confirms_on_fresh_connection", "accepts_commit_message"):
+    for flag in ("supports_commit_confirm", "confirms_on_fresh_connection", "accepts_commit_message",
+                 "shares_session"):
         assert isinstance(getattr(cls, flag), bool), flag
     sections = {"b": "two\n", "a": "one\n"}
     candidate = cls.build_candidate(sections)
     if issubclass(cls, LinuxDriver):
-        assert cls.login == "key" and cls.confirms_on_fresh_connection
+        assert cls.login == "key" and cls.confirms_on_fresh_connection and cls.shares_session
+        assert all(callable(getattr(cls, m)) for m in ("share", "open_fresh"))
         assert candidate == make_bundle(sections) and parse_bundle(candidate) == sections
     else:
-        assert cls.login == "password" and not cls.confirms_on_fresh_connection
+        assert cls.login == "password" and not cls.confirms_on_fresh_connection and not cls.shares_session
         assert candidate == "one\ntwo\n"
 
 

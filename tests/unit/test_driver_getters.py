@@ -7,6 +7,7 @@ The answers below are simulated, written after iproute2's and FRR's JSON formats
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from provnet.drivers.baresip import BaresipDriver
 from provnet.drivers.frr import FrrDriver
 from provnet.drivers.linux import LinuxDriver, make_bundle
 from provnet.drivers.nftables import NftablesDriver
-from provnet.drivers.ssh import Result
+from provnet.drivers.ssh import Result, Step
 
 LINKS = [
     {"ifindex": 1, "ifname": "lo", "flags": ["LOOPBACK", "UP", "LOWER_UP"], "mtu": 65536, "operstate": "UNKNOWN",
@@ -44,20 +45,34 @@ REGINFO = '52:{"response":true,"ok":true,"data":"ua: sip:dong-dang@vc.lab OK"},'
 
 
 class FakeSSH:
-    """Answers a command by the first key it contains; records what was run."""
+    """Answers a command by the first key it contains (``cat -- PATH`` from ``files``); records what
+    was run and counts the execs (a batch of ``run_many`` is one)."""
 
     def __init__(self, answers: dict[str, tuple[int, str]], files: dict[str, str] | None = None) -> None:
-        self.answers, self.files, self.ran = answers, files or {}, []
+        self.answers, self.files, self.ran, self.execs = answers, files or {}, [], 0
 
-    def run(self, command: str, timeout: float | None = None) -> Result:
+    def _answer(self, command: str) -> Result:
         self.ran.append(command)
+        if command.startswith("cat -- "):
+            text = self.files.get(shlex.split(command)[2])
+            return Result(0, text, "") if text is not None else Result(1, "", "No such file or directory")
         for key, (rc, out) in self.answers.items():
             if key in command:
                 return Result(rc, out, "")
         return Result(1, "", f"unexpected command: {command}")
 
-    def read(self, path: str) -> str | None:
-        return self.files.get(path)
+    def run(self, command: str, timeout: float | None = None) -> Result:
+        self.execs += 1
+        return self._answer(command)
+
+    def run_many(self, steps: list[Step], stop_on_error: bool = False, timeout: float | None = None) -> list[Result]:
+        self.execs += 1
+        results = []
+        for step in steps:
+            results.append(self._answer(step if isinstance(step, str) else step[0]))
+            if stop_on_error and results[-1].rc != 0:
+                break
+        return results
 
 
 def _linux_answers() -> dict[str, tuple[int, str]]:
@@ -129,3 +144,16 @@ def test_linux_get_config_is_a_bundle() -> None:
     config = _check(drv, "get_config")
     assert config["running"] == make_bundle({"nftables.conf": "flush ruleset\ntable inet filter {\n}\n"})
     assert config["startup"] == make_bundle({"nftables.conf": "flush ruleset\n"}) and config["candidate"] == ""
+    assert drv.ssh.execs == 1  # the file and the live ruleset in one command
+
+
+def test_frr_get_config_reads_files_and_the_running_config_in_one_command() -> None:
+    running = "Building configuration...\n\nCurrent configuration:\nfrr version 8.4\nhostname ce\nend\n"
+    drv = _driver(FrrDriver, {"vtysh -c 'show running-config'": (0, running)},
+                  **{"/etc/frr/frr.conf": "hostname old\n", "/etc/frr/daemons": "bgpd=yes\n"})
+    config = _check(drv, "get_config")
+    assert config["running"] == make_bundle({"frr.conf": "\nfrr version 8.4\nhostname ce\n", "daemons": "bgpd=yes\n"})
+    assert config["startup"] == make_bundle({"frr.conf": "hostname old\n", "daemons": "bgpd=yes\n"})
+    assert drv.ssh.execs == 1
+    down = _driver(FrrDriver, {"vtysh -c 'show running-config'": (3, "")}, **{"/etc/frr/frr.conf": "hostname old\n"})
+    assert _check(down, "get_config")["running"] == make_bundle({"frr.conf": "hostname old\n"})

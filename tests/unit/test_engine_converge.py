@@ -66,12 +66,19 @@ class FakeDriver(PlatformTraits):
             raise DriverError(f"{self.platform}: commit failed")
         self.world.log.append(("commit", self.platform, message, revert_in))
 
-    def confirm_commit(self) -> None:
+    def open_fresh(self) -> str:
+        """The device's one fresh connection: refused when any change committed on it cut management off."""
+        self.world.log.append(("fresh", self.platform))
+        if self.world.cut_off & set(self.world.events("commit")):
+            raise ConnectError("no route to host")
+        return f"fresh-{len(self.world.events('fresh'))}"
+
+    def confirm_commit(self, connection: str | None = None) -> None:
         if self.platform in self.world.cut_off:
             raise ConnectError("no route to host")
         if self.platform in self.world.confirm_refused:
             raise self.world.VendorError("Configuration session active but not owned by netops")
-        self.world.log.append(("confirm", self.platform, self.address))
+        self.world.log.append(("confirm", self.platform, self.address, connection))
 
 
 class World:
@@ -131,6 +138,8 @@ def test_commit_backs_up_every_section_before_the_first_change(world: tuple[Worl
     commit = next(e for e in w.log if e[0] == "commit")
     assert commit[2].startswith("user=tester ticket=CHG-1 diff=") and commit[3] == 60
     assert w.events("confirm") == ["frr"]
+    kinds = [e[0] for e in w.log]
+    assert kinds.index("fresh") > kinds.index("commit")  # a connection newer than the change
     assert '"ticket": "CHG-1"' in ctx.audit_log.read_text()
 
 
@@ -153,13 +162,36 @@ def test_a_failed_commit_stops_the_sections_after_it(world: tuple[World, device.
     assert "discard" in [e[0] for e in w.log if e[1] == "nftables"]
 
 
-def test_a_commit_that_cuts_management_off_rolls_back_and_stops(world: tuple[World, device.Context]) -> None:
+def test_a_commit_that_cuts_management_off_rolls_back(world: tuple[World, device.Context]) -> None:
+    """The device's platforms are confirmed over one fresh connection after their commits: when it
+    cannot be opened, every change it was to confirm rolls back (each one's revert was armed)."""
     w, ctx = world
     w.diffs = {"frr": "+ router bgp", "nftables": "+ chain x"}
     w.cut_off = {"frr"}
     r = device.converge(ctx, CE, commit=True)
-    assert [(p.platform, p.status) for p in r.platforms] == [("frr", "rolled-back"), ("nftables", "skipped")]
-    assert r.status == "rolled-back" and "within 60 s" in r.platforms[0].error
+    assert [(p.platform, p.status) for p in r.platforms] == [("frr", "rolled-back"), ("nftables", "rolled-back")]
+    assert r.status == "rolled-back" and all("within 60 s" in p.error for p in r.platforms)
+    assert w.events("fresh") == ["frr"] and not w.events("confirm")  # one attempt for the device
+
+
+def test_one_fresh_connection_confirms_every_platform_after_the_last_commit(
+        world: tuple[World, device.Context]) -> None:
+    w, ctx = world
+    w.diffs = {"frr": "+ router bgp", "nftables": "+ chain x"}
+    r = device.converge(ctx, CE, commit=True)
+    assert [p.status for p in r.platforms] == ["changed", "changed"]
+    kinds = [e[0] for e in w.log]
+    assert kinds.count("fresh") == 1 and kinds.index("fresh") > max(i for i, k in enumerate(kinds) if k == "commit")
+    assert {e[3] for e in w.log if e[0] == "confirm"} == {"fresh-1"}  # both over that one connection
+
+
+def test_a_refused_confirm_fails_that_platform_only(world: tuple[World, device.Context]) -> None:
+    w, ctx = world
+    w.diffs = {"frr": "+ router bgp", "nftables": "+ chain x"}
+    w.confirm_refused = {"frr"}
+    r = device.converge(ctx, CE, commit=True)
+    assert [(p.platform, p.status) for p in r.platforms] == [("frr", "failed"), ("nftables", "changed")]
+    assert "VendorError" in r.platforms[0].error and "within 60 s" in r.platforms[0].error
 
 
 def test_a_device_with_nothing_to_change_is_not_backed_up_again(world: tuple[World, device.Context]) -> None:
@@ -244,7 +276,8 @@ def test_vendor_commits_are_confirmed_afresh_and_their_errors_never_escape(
     w.diffs = {"frr": "+ a", "nftables": "+ b"}
     r = device.converge(ctx, CE, commit=True)
     address = ctx.model.devices[CE].ansible_host
-    assert [e for e in w.log if e[0] == "confirm"] == [("confirm", "frr", address), ("confirm", "nftables", address)]
+    assert [e for e in w.log if e[0] == "confirm"] == [("confirm", "frr", address, None),
+                                                       ("confirm", "nftables", address, None)]
     assert w.events("open").count("frr") == 2  # the commit's connection, then a fresh one to confirm
     w.log.clear()
     w.confirm_refused = {"frr"}
