@@ -43,9 +43,10 @@ options:
     default: []
   files:
     description: >-
-      As provnet_files (C(dest), C(content) or C(state=directory), C(mode), C(owner), C(group), C(validate),
-      C(manage), C(on_change)), plus C(content_from) (copy another file of the host, e.g. root's
-      authorized_keys) and C(tags).
+      As provnet_files (C(dest), C(content), C(state=directory) or C(state=absent), C(mode) (octal or symbolic),
+      C(owner), C(group), C(validate), C(manage), C(force), C(diff), C(previous_in_place), C(on_change)), plus
+      C(content_from) (copy another file of the host, e.g. root's authorized_keys; with C(force=false) read
+      only when the destination is missing) and C(tags).
     type: list
     elements: dict
     default: []
@@ -156,7 +157,9 @@ def file_entries(files: list[dict[str, Any]], pick: Any) -> list[dict[str, Any]]
             continue
         entry = {k: v for k, v in entry.items() if k != "tags"}
         source = entry.pop("content_from", None)
-        if source is not None and entry.get("content") is None and entry.get("manage", True):
+        kept = entry.get("force", True) is False and os.path.lexists(entry["dest"])  # never overwritten
+        if source is not None and entry.get("content") is None and entry.get("manage", True) and not kept \
+                and entry.get("state", "file") in (None, "file"):
             if not os.path.isfile(source):
                 raise FileError(f"{entry['dest']}: its content comes from {source}, which does not exist")
             with open(source, encoding="utf-8") as fh:

@@ -690,34 +690,60 @@ def _h_file(t: _Task) -> None:
 
 
 def _h_provnet_files(t: _Task) -> None:
-    """plugins/modules/provnet_files.py: every entry of ``files`` (``manage: false`` left alone)."""
+    """plugins/modules/provnet_files.py: every entry of ``files`` (``manage: false`` left alone). ``files`` may be
+    one template for the whole list (a role's per-instance entries): it is rendered once, then read as is."""
     for secret in _as_list(_try(t, t.args.get("secrets"))):
         if isinstance(secret, str) and secret:
             t.s.exp.secrets.append(secret)
     hidden = t.hidden()
-    for raw in _as_list(t.args.get("files")):
+    files = t.args.get("files")
+    rendered = isinstance(files, str)
+    if rendered:
+        try:
+            files = t.t(files)
+        except NotEvaluated as exc:
+            t.s.exp.tasks_not_evaluated.setdefault(t.s.role, []).append(f"{t.label}: files not evaluated ({exc})")
+            return
+        if not isinstance(files, list) or not all(isinstance(e, Mapping) for e in files):
+            t.s.exp.tasks_not_evaluated.setdefault(t.s.role, []).append(
+                f"{t.label}: files is not a list of entries once rendered ({type(files).__name__})")
+            return
+    omit = t.vars["omit"]
+
+    def ev(value: Any) -> Any:
+        # a rendered list is read as is (its strings are not templates any more); omit drops the key, as Ansible's
+        if rendered:
+            return None if isinstance(value, str) and value == omit else value
+        return t.t(value)
+
+    for raw in _as_list(files):
         entry = dict(raw)
         try:
-            dest = t.t(entry.get("dest"))
+            dest = ev(entry.get("dest"))
         except NotEvaluated as exc:
             t.s.exp.tasks_not_evaluated.setdefault(t.s.role, []).append(f"{t.label}: a dest ({exc})")
             continue
         try:
-            if not _bool(t.t(entry.get("manage", True))):
+            if not _bool(ev(entry.get("manage", True))):
                 t.s.exp.files.pop(dest, None)
                 continue
-            meta = {k: t.t(entry.get(k)) for k in ("mode", "owner", "group", "state")}
+            meta = {k: ev(entry.get(k)) for k in ("mode", "owner", "group", "state", "force", "diff")}
+            if meta["state"] == "absent":
+                t.file(dest, "absent")
+                continue
             if meta["state"] == "directory":
                 t.file(dest, "directory", mode=_mode(meta["mode"]), owner=meta["owner"], group=meta["group"])
                 continue
-            content = t.t(entry.get("content"))
+            if meta["force"] is not None and not _bool(meta["force"]):
+                raise NotEvaluated("written only where missing, never overwritten (force: false): the host's own")
+            content = ev(entry.get("content"))
             if content is None and entry.get("content_from"):
-                raise NotEvaluated(f"its content is copied on the host from {t.t(entry['content_from'])}")
+                raise NotEvaluated(f"its content is copied on the host from {ev(entry['content_from'])}")
         except NotEvaluated as exc:
             t.not_evaluated_file(dest, str(exc))
             continue
         t.file(dest, "file", content=str(content).encode(), mode=_mode(meta["mode"]), owner=meta["owner"],
-               group=meta["group"], hidden=hidden)
+               group=meta["group"], hidden=hidden or (meta["diff"] is not None and not _bool(meta["diff"])))
 
 
 def _h_provnet_host(t: _Task) -> None:

@@ -127,20 +127,27 @@ def test_what_the_lab_servers_get(exps: dict[str, rd.Expected]) -> None:
     assert "/etc/rsyslog.d/90-provnet-forward.conf" not in soc.files
     assert {"/etc/rsyslog.d/10-provnet-collector.conf", "/etc/logrotate.d/provnet-remote"} <= set(soc.files)
     assert soc.files["/var/log/remote"].kind == "directory" and soc.files["/var/log/remote"].mode == 0o750
-    assert soc.units["logrotate.timer"].masked is False and soc.packages["logrotate"] == "soc_collector"
+    # the lab image's mask (a link to /dev/null) is removed, then the timer enabled
+    assert soc.files["/etc/systemd/system/logrotate.timer"].kind == "absent"
+    assert soc.units["logrotate.timer"].enabled is True and soc.packages["logrotate"] == "soc_collector"
     k = sip.files["/etc/kamailio/kamailio.cfg"]
     assert (k.mode, k.owner, k.group) == (0o640, "root", "kamailio")
     assert content(sip, "/etc/default/kamailio").endswith("CFGFILE=/etc/kamailio/kamailio.cfg\n")
     assert sip.units["kamailio.service"].state == "started"
     assert mcu.files["/etc/provnet/bridge/secret"].hidden and mcu.files["/etc/janus/janus.jcfg"].hidden
+    assert any(s in content(mcu, "/etc/provnet/bridge/secret") for s in mcu.secrets)  # masked everywhere
     assert not mcu.files["/etc/janus/janus.transport.http.jcfg"].hidden
     assert mcu.files["/usr/local/lib/provnet/provnet-bridged.py"].kind == "absent"
     assert (mcu.files["/usr/local/lib/provnet/provnet-bridged/provnet/vc/sipmsg.py"].content
             == (ROOT / "provnet/vc/sipmsg.py").read_bytes())
     assert {f"provnet-probe@{i}.service" for i in range(4)} <= set(mcu.units)
-    assert "rtp_ports" in content(mcu, "/etc/provnet/probe/3/config")
-    # the stale-instance clean-up reads a `find` result: not evaluated, and said so
-    assert len(mcu.tasks_not_evaluated["vc_probe"]) == 2
+    assert "rtp_ports\t\t10980-10999\n" in content(mcu, "/etc/provnet/probe/3/config")
+    assert "<sip:probe-3@" in content(mcu, "/etc/provnet/probe/3/accounts")
+    # vc_probe's files are one template for the whole list; instances beyond vc_probe_instances (up to the
+    # role's bound) are removed, stopped and disabled: everything is evaluated
+    assert "vc_probe" not in mcu.tasks_not_evaluated
+    assert mcu.files["/etc/provnet/probe/4"].kind == mcu.files["/etc/provnet/probe/49"].kind == "absent"
+    assert mcu.units["provnet-probe@4.service"].unneeded and mcu.units["provnet-probe@3.service"].state == "started"
 
 
 def test_copy_content_adds_no_newline_and_templates_keep_theirs(exps: dict[str, rd.Expected]) -> None:
@@ -161,6 +168,36 @@ def test_the_engine_devices_get_the_base_role(exps: dict[str, rd.Expected]) -> N
     assert "/etc/systemd/system/baresip.service" in exps["dong-dang-vc"].files
 
 
+def test_a_files_list_that_is_one_template(tmp_path: Path, plan: rd.Plan, lab: model.Model, vault: dict[str, str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``files: "{{ … }}"`` (per-instance entries built in Jinja) is rendered whole, then read as is; one that
+    needs a real run, or is no list of entries, is reported as not evaluated, and the call's units still are."""
+    role = tmp_path / "rd_fake"
+    (role / "tasks").mkdir(parents=True)
+    built = ("{%- set out = [] -%}{%- for i in range(2) -%}{%- set _ = out.append({'dest': '/etc/fake/' ~ i, "
+             "'content': 'n={{ i }}\n' ~ i, 'mode': 'o+r', 'owner': omit}) -%}{%- endfor -%}"
+             "{%- set _ = out.append({'dest': '/etc/fake/9', 'state': 'absent'}) -%}{{ out }}")
+    (role / "tasks" / "main.yml").write_text(yaml.safe_dump([
+        {"name": "host | From a fact", "provnet_host": {"files": "{{ _fake_registered.files }}",
+                                                         "units": {"units": [{"name": "fake", "enabled": True}]}}},
+        {"name": "host | Built", "provnet_host": {"files": "{{ _fake_files }}"}, "vars": {"_fake_files": built}},
+        {"name": "host | Not a list", "provnet_files": {"files": "{{ 'text' }}"}},
+    ]))
+    fake = rd.RoleRef("rd_fake", {}, ())
+    play = rd.Play("fake", "dc-ntp", (fake,), {}, "fake.yml")
+    monkeypatch.setattr(plan, "role_dir", lambda name: role if name == "rd_fake" else rd.ROLES_DIR / name)
+    monkeypatch.setattr(plan, "roles_for", lambda m, host: [(play, fake)])
+    e = rd.expected(plan, lab, "dc-ntp", vault)
+    assert not e.error and e.units["fake.service"].enabled is True
+    assert e.tasks_not_evaluated["rd_fake"] == [
+        "host | From a fact: files not evaluated (_fake_registered is known only during a real run)",
+        "host | Not a list: files is not a list of entries once rendered (str)"]
+    # rendered once: the literal "{{ i }}" inside a content is the file's, not a template; omit drops the key
+    f0 = e.files["/etc/fake/0"]
+    assert (f0.kind, f0.content, f0.mode, f0.owner) == ("file", b"n={{ i }}\n0", None, None)
+    assert e.files["/etc/fake/9"].kind == "absent"
+
+
 # ----------------------------------------------------------------------------------------------- compare
 
 @pytest.mark.parametrize("host", SERVERS)
@@ -169,7 +206,7 @@ def test_a_converged_server_passes(exps: dict[str, rd.Expected], vault: dict[str
     out = findings(e, rd.answer_for(e), vault)
     assert {f.status for f in out} <= {"pass", "not_applicable"}
     assert {f.rule_id for f in out if f.status == "not_applicable"} == {
-        "drift:file:/home/netops/.ssh/authorized_keys", *(["drift:role:vc_probe"] if host == "dc-mcu" else []),
+        "drift:file:/home/netops/.ssh/authorized_keys",
         # the registrar's registrations (db_text tables): runtime state, not a configuration
         *([f"drift:file:/var/lib/kamailio/db/{t}" for t in ("location", "version")] if host == "dc-sip" else [])}
     assert len([f for f in out if f.rule_id.startswith("drift:file:")]) == len(e.files)
@@ -368,8 +405,22 @@ def _redirected(role: Path) -> list[dict[str, Any]]:
             if action in task:
                 add({**base, "name": task.get("name", "")}, action,
                     {k: v for k, v in task[action].items() if k in ("src", "content", "dest")})
-        for entry in (task.get("provnet_files") or task.get("provnet_host") or {}).get("files", []):
-            if entry.get("state") == "directory" or "content" not in entry:
+        files = (task.get("provnet_files") or task.get("provnet_host") or {}).get("files", [])
+        if isinstance(files, str):
+            # one template for the whole list: rendered by Ansible as the module's argument, every file entry
+            # written by provnet_files itself under {{ rd_out }} (content only: no owner, validation or on_change)
+            expr = files.strip()
+            assert expr.startswith("{{") and expr.endswith("}}") and expr.count("{{") == 1, (role, files)
+            redirect = (
+                "{%- set out = [] -%}{%- for f in (" + expr[2:-2].strip() + ") -%}"
+                "{%- if f.content is defined and f.state | default('file') == 'file' and f.manage | default(true) "
+                "| bool and f.force | default(true) | bool -%}"
+                "{%- set _ = out.append({'dest': rd_out ~ '/' ~ inventory_hostname ~ '/' ~ (f.dest | replace('/', '%')),"
+                " 'content': f.content}) -%}{%- endif -%}{%- endfor -%}{{ out }}")
+            tasks.append({**base, "name": f"{task.get('name', '')} (files)", "provnet_files": {"files": redirect}})
+            continue
+        for entry in files:
+            if entry.get("state") in ("directory", "absent") or "content" not in entry:
                 continue
             manage = entry.get("manage")
             cond = [str(manage).strip().removeprefix("{{").removesuffix("}}").strip()] if manage is not None else []
@@ -388,7 +439,8 @@ def test_ansibles_own_template_and_copy_write_the_same_files(tmp_path: Path, pla
                                                               exps: dict[str, rd.Expected]) -> None:
     """The roles' template/copy tasks and provnet_files contents, run by ansible-playbook itself on this machine
     (connection local, dests under a temporary folder) for the four lab servers, give byte for byte what
-    roledrift computed: ansible_managed, trim_blocks, trailing newlines, lookups, vault, loops and whens."""
+    roledrift computed: ansible_managed, trim_blocks, trailing newlines, lookups, vault, loops and whens, and a
+    ``files`` list that is one template (vc_probe's instances, vc_bridge's controller) rendered whole."""
     roles = tmp_path / "roles"
     plays: list[dict[str, Any]] = [{
         "name": "vault", "hosts": "localhost", "gather_facts": False, "connection": "local",
@@ -403,7 +455,7 @@ def test_ansibles_own_template_and_copy_write_the_same_files(tmp_path: Path, pla
             src = ROOT / "roles" / r.name
             dst = roles / f"rd_{r.name}"
             (dst / "tasks").mkdir(parents=True, exist_ok=True)
-            for sub in ("defaults", "templates", "files", "filter_plugins"):
+            for sub in ("defaults", "vars", "templates", "files", "filter_plugins"):
                 if (src / sub).exists() and not (dst / sub).exists():
                     (dst / sub).symlink_to(src / sub)
             (dst / "tasks" / "main.yml").write_text(yaml.safe_dump(_redirected(src), sort_keys=False), encoding="utf-8")
@@ -425,10 +477,8 @@ def test_ansibles_own_template_and_copy_write_the_same_files(tmp_path: Path, pla
     for host in SERVERS:
         e = exps[host]
         written = {p.name.replace("%", "/"): p.read_bytes() for p in (out / host).iterdir()}
-        # role files copied as they are (copy src:, skipped by _redirected): compared byte for byte elsewhere
-        as_is = ("/usr/local/lib/provnet/provnet-bridged/", "/etc/rsyslog.d/provnet.rulebase")
-        ours = {d: f.content for d, f in e.files.items() if f.kind == "file" and not f.not_evaluated
-                and not d.startswith(as_is)}
+        # (role files given as lookup('file') contents are rendered too: vc_bridge's controller, the SOC rulebase)
+        ours = {d: f.content for d, f in e.files.items() if f.kind == "file" and not f.not_evaluated}
         assert set(written) == set(ours), (host, set(written) ^ set(ours))
         for dest, data in written.items():
             assert ours[dest] == data, (host, dest)

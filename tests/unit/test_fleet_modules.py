@@ -17,7 +17,7 @@ import pytest
 MODULES = Path(__file__).resolve().parents[2] / "plugins" / "modules"
 
 
-from provnet.plugin_modules import load  # noqa: E402
+from provnet.plugin_modules import load, utils  # noqa: E402
 
 files = load("provnet_files")
 units = load("provnet_units")
@@ -191,3 +191,114 @@ def test_packages_apt_cannot_fetch_fails_naming_them() -> None:
         packages.ensure(Node(dpkg_rc=2), ["snmpd"], update_cache=False, check=False)
     with pytest.raises(packages.PackageError, match="not Debian package names: snmpd=5.9, -y"):
         packages.ensure(Node(), ["snmpd=5.9", "-y"], update_cache=False, check=False)
+
+
+# ----------------------------------------------------------------------------------------------- provnet_fileset extras
+# (the DC roles' one provnet_host call: stale instances removed, a symbolic mode, a file written once,
+# a check that reads the files before it, a secret file without a diff)
+
+fileset = utils("provnet_fileset")
+
+
+def test_absent_removes_a_file_a_link_and_a_tree_after_every_file_is_in_place(tmp_path: Path) -> None:
+    (tmp_path / "stale" / "7").mkdir(parents=True)
+    (tmp_path / "stale" / "7" / "config").write_text("x\n")
+    (tmp_path / "old.py").write_text("print()\n")
+    (tmp_path / "masked.timer").symlink_to("/dev/null")
+    entries = [{"dest": str(tmp_path / "stale" / "7"), "state": "absent"},
+               {"dest": str(tmp_path / "old.py"), "state": "absent", "on_change": "true"},
+               {"dest": str(tmp_path / "masked.timer"), "state": "absent"},
+               {"dest": str(tmp_path / "never-there"), "state": "absent"},
+               {"dest": str(tmp_path / "new.conf"), "content": "n\n"}]
+    changed, diffs = fileset.apply(entries, [], check=True)
+    assert changed == [str(tmp_path / p) for p in ("stale/7", "old.py", "masked.timer", "new.conf")]
+    assert [d["before"] for d in diffs[:3]] == ["directory (1 entries)\n", "file (8 bytes)\n", "link to /dev/null\n"]
+    assert (tmp_path / "stale" / "7" / "config").exists() and (tmp_path / "masked.timer").is_symlink()
+    backups: dict[str, bytes | None] = {}
+    assert fileset.apply(entries, [], False, backups)[0] == changed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.conf", "stale"]
+    assert fileset.on_change(entries, changed, backups, []) == ["true"]
+    assert fileset.apply(entries, [], check=False) == ([], [])
+    # a failing validation removes nothing either
+    (tmp_path / "old.py").write_text("print()\n")
+    with pytest.raises(fileset.FileError, match="no file was changed"):
+        fileset.apply([entries[1], {"dest": str(tmp_path / "b"), "content": "b", "validate": "false %s"}], [], False)
+    assert (tmp_path / "old.py").exists()
+    with pytest.raises(fileset.FileError, match="state must be one of"):
+        fileset.apply([{"dest": str(tmp_path / "x"), "state": "link"}], [], check=True)
+
+
+def test_a_symbolic_mode_changes_only_its_bits(tmp_path: Path) -> None:
+    assert fileset.mode_of("o+x", 0o750, True) == 0o751 and fileset.mode_of("o+x", None, True) == 0o755
+    assert fileset.mode_of("u=rwx,g=rx,o=", 0o777, True) == 0o750 and fileset.mode_of("a-w", None, False) == 0o444
+    assert fileset.mode_of("0640", 0o777, False) == 0o640 and fileset.mode_of(0o640, None, False) == 0o640
+    assert fileset.mode_of(None, 0o700, True) is None
+    with pytest.raises(fileset.FileError, match="neither octal nor symbolic"):
+        fileset.mode_of("o+q", 0o750, True)
+    d = tmp_path / "parent"
+    d.mkdir()
+    d.chmod(0o750)
+    entry = [{"dest": str(d), "state": "directory", "mode": "o+x"}]
+    assert fileset.apply(entry, [], check=False)[0] == [str(d)]
+    assert stat.S_IMODE(d.stat().st_mode) == 0o751 and fileset.apply(entry, [], check=False) == ([], [])
+    d.chmod(0o775)  # the rest is the host's: only o+x is wanted
+    assert fileset.apply(entry, [], check=False) == ([], []) and stat.S_IMODE(d.stat().st_mode) == 0o775
+
+
+def test_force_false_writes_a_file_once_and_never_again(tmp_path: Path) -> None:
+    table = tmp_path / "location"
+    entry = [{"dest": str(table), "content": "schema\n", "mode": "0640", "force": False}]
+    assert fileset.apply(entry, [], check=True)[0] == [str(table)] and not table.exists()
+    assert fileset.apply(entry, [], check=False)[0] == [str(table)] and table.read_text() == "schema\n"
+    table.write_text("schema\nrow 1\n")
+    table.chmod(0o600)
+    assert fileset.apply(entry, [], check=False) == ([], []) and table.read_text() == "schema\nrow 1\n"
+    # provnet_host reads content_from only for a missing file (a registration table is never read back)
+    host = load("provnet_host")
+    got = host.file_entries([{"dest": str(table), "content_from": str(tmp_path / "not-installed-yet"),
+                              "force": False}], lambda tags: True)
+    assert got == [{"dest": str(table), "force": False}]
+
+
+def test_diff_false_shows_no_content(tmp_path: Path) -> None:
+    dest = tmp_path / "secret"
+    dest.write_text("old-secret-not-in-secrets\n")
+    changed, diffs = fileset.apply([{"dest": str(dest), "content": "new\n", "diff": False}], ["new"], check=True)
+    assert changed == [str(dest)] and "secret" not in diffs[0]["before"] + diffs[0]["after"].replace(
+        "(content changed; not shown: diff: false)", "")
+
+
+def test_validate_reads_percent_as_ansible_does(tmp_path: Path) -> None:
+    log = tmp_path / "argv"
+    cmd = (f"{sys.executable} -c 'import sys; open(sys.argv[1], \"w\").write(\" \".join(sys.argv[2:]))' {log} "
+           "100%% %s")
+    fileset.apply([{"dest": str(tmp_path / "f"), "content": "x", "validate": cmd}], [], check=False)
+    pct, candidate = log.read_text().split()
+    assert pct == "100%" and os.path.basename(candidate).startswith(".provnet-")
+    with pytest.raises(fileset.FileError, match="validate must hold %s"):
+        fileset.apply([{"dest": str(tmp_path / "g"), "content": "x", "validate": "printf %%s"}], [], check=False)
+
+
+def test_previous_in_place_validates_with_the_earlier_files_and_puts_them_back(tmp_path: Path) -> None:
+    rules, conf = tmp_path / "rules", tmp_path / "collector.conf"
+    rules.write_text("old rules\n")
+    # the collector's check reads the rules at their live path (rsyslogd -N1 loading a rulebase)
+    check_conf = (f"{sys.executable} -c 'import sys; sys.exit(open(sys.argv[1]).read() != \"new rules\\n\" or "
+                  f"\"bad\" in open(sys.argv[2]).read())' {rules} %s")
+    entries = [{"dest": str(rules), "content": "new rules\n"},
+               {"dest": str(tmp_path / "table"), "content": "t\n"},
+               {"dest": str(conf), "content": "bad\n", "validate": check_conf, "previous_in_place": True}]
+    with pytest.raises(fileset.FileError, match="no file was changed"):
+        fileset.apply(entries, [], check=False)
+    assert rules.read_text() == "old rules\n" and not (tmp_path / "table").exists() and not conf.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rules"]
+    entries[2]["content"] = "good\n"
+    backups: dict[str, bytes | None] = {}
+    assert fileset.apply(entries, [], False, backups)[0] == [str(rules), str(tmp_path / "table"), str(conf)]
+    assert conf.read_text() == "good\n" and backups == {str(rules): b"old rules\n", str(tmp_path / "table"): None,
+                                                       str(conf): None}
+
+
+def test_content_that_became_data_is_refused_naming_the_cure(tmp_path: Path) -> None:
+    with pytest.raises(fileset.FileError, match="convert_data=false"):
+        fileset.apply([{"dest": str(tmp_path / "sites.json"), "content": {"version": 1}}], [], check=True)

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from provnet.plugin_modules import utils
+
 ROLES_DIR = Path(__file__).resolve().parents[2] / "roles"
 ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if p.is_dir())
 
@@ -39,13 +41,20 @@ def test_every_variable_is_in_argument_specs_and_prefixed(role: str) -> None:
 def test_config_files_a_daemon_can_check_are_validated(role: str) -> None:
     checkers = {"chrony.conf": "chronyd -p", "kamailio.cfg": "kamailio -c", "sshd": "sshd -t",
                 "rsyslog": "rsyslogd -N1", "sudoers": "visudo -c", "logrotate": "logrotate -d"}
+    fileset = utils("provnet_fileset")
     for path in (ROLES_DIR / role / "tasks").glob("*.yml"):
         for task in yaml.safe_load(path.read_text()) or []:
             mod = task.get("ansible.builtin.template") or task.get("ansible.builtin.copy") or {}
-            dest = str(mod.get("dest", ""))
-            for needle, checker in checkers.items():
-                if needle in dest:
-                    assert checker in str(mod.get("validate", "")), f"{role}: {dest} not validated with {checker}"
+            # and the file entries of a provnet_host/provnet_files call (given as a list)
+            files = (task.get("provnet_host") or task.get("provnet_files") or {}).get("files")
+            for entry in [mod, *(files if isinstance(files, list) else [])]:
+                dest = str(entry.get("dest", ""))
+                for needle, checker in checkers.items():
+                    if needle in dest and entry.get("state") != "absent":
+                        assert checker in str(entry.get("validate", "")), f"{role}: {dest} not validated with {checker}"
+                if entry is not mod and entry.get("validate"):
+                    # provnet_fileset reads %s and %% as Ansible's validate does (python's %)
+                    assert fileset._validation(entry["validate"], "/c") == entry["validate"] % "/c", (role, dest)
 
 
 @pytest.mark.parametrize("role", ROLES)

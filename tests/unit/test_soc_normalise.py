@@ -381,11 +381,13 @@ def test_the_site_table_comes_from_provnet_soc_sites() -> None:
 
 
 def tasks() -> dict[str, dict[str, Any]]:
+    """The role's file entries (its one provnet_host call), by the role file their content comes from, else
+    their dest."""
+    (task,) = yaml.safe_load((ROLE / "tasks/host.yml").read_text(encoding="utf-8"))
     out = {}
-    for task in yaml.safe_load((ROLE / "tasks/configure.yml").read_text(encoding="utf-8")):
-        for module in ("ansible.builtin.copy", "ansible.builtin.template", "ansible.builtin.file"):
-            if module in task:
-                out[str(task[module].get("src") or task[module].get("path"))] = {"module": module, **task}
+    for entry in task["provnet_host"]["files"]:
+        m = re.search(r"lookup\('ansible\.builtin\.(?:file|template)', '([^']+)'", str(entry.get("content", "")))
+        out[m.group(1) if m else str(entry["dest"])] = entry
     return out
 
 
@@ -394,19 +396,22 @@ def test_the_role_installs_the_rulebase_and_the_table_before_the_config() -> Non
     order = list(t)
     assert order.index("provnet.rulebase") < order.index("collector.conf.j2")
     assert order.index("sites.json.j2") < order.index("collector.conf.j2")
-    assert t["provnet.rulebase"]["ansible.builtin.copy"]["dest"] == "{{ soc_collector_rulebase }}"
-    assert t["sites.json.j2"]["ansible.builtin.template"]["dest"] == "{{ soc_collector_sites_file }}"
-    events = t["{{ soc_collector_events_dir }}"]["ansible.builtin.file"]
+    assert t["provnet.rulebase"]["dest"] == "{{ soc_collector_rulebase }}"
+    assert "rstrip=false" in t["provnet.rulebase"]["content"]  # the role's file byte for byte
+    assert t["sites.json.j2"]["dest"] == "{{ soc_collector_sites_file }}"
+    assert "convert_data=false" in t["sites.json.j2"]["content"]  # JSON stays text, not data
+    # the collector's own check loads both: they are in place (and put back if it fails) before it runs
+    assert t["collector.conf.j2"]["previous_in_place"] is True
+    events = t["{{ soc_collector_events_dir }}"]
     assert (events["state"], events["mode"], events["group"]) == ("directory", "0750", "adm")
     for src in ("provnet.rulebase", "sites.json.j2", "collector.conf.j2"):
-        assert t[src]["notify"] == "soc_collector restart rsyslog"
+        assert t[src]["on_change"] == "systemctl restart rsyslog"
     assert templar().template("{{ soc_collector_events_dir }}") == "/var/log/provnet-events"
 
 
 def validate(src: str, path: Path) -> subprocess.CompletedProcess[str]:
-    """A task's ``validate:`` as Ansible runs it: ``%s`` → the file, split like run_command does."""
-    t = tasks()[src]
-    command = t[t["module"]]["validate"] % str(path)
+    """An entry's ``validate:`` as Ansible and provnet_fileset run it: ``%s`` → the file, split like run_command does."""
+    command = tasks()[src]["validate"] % str(path)
     return subprocess.run(shlex.split(command), capture_output=True, text=True, timeout=60)
 
 
