@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: provnet_files
 short_description: Write many files (and directories) on a host in one module call
 description:
-  - One task instead of one C(template)/C(copy)/C(file) task per file: at fleet scale the cost
+  - One task instead of one C(template)/C(copy)/C(file) task per file; at fleet scale the cost
     of a playbook is its task x host pairs, and each pair is a remote Python start.
   - Each file is compared with what is on disk (content, mode, owner, group) and replaced
     atomically only when it differs; a C(validate) command checks the new content first.

@@ -7,16 +7,21 @@ DOCUMENTATION = r"""
 module: provnet_host
 short_description: A role's packages, groups, users, lines, files and units on a host, in one module call
 description:
-  - At fleet scale a playbook's cost is its remote task x host pairs (each a Python start on the node,
+  - >-
+    At fleet scale a playbook's cost is its remote task x host pairs (each a Python start on the node,
     ~0.1-0.25 CPU-s); a role that declares its state here costs one pair per host, not one per task.
-  - In order, each step only when something differs: C(packages) (one dpkg-query; apt only for the
+  - >-
+    In order, each step only when something differs - C(packages) (one dpkg-query; apt only for the
     missing), C(groups) and C(users) (groupadd/useradd/usermod), C(lines) and C(files) (compared,
     validated, replaced atomically, all validations before any file moves; C(on_change) commands run
     once the files are in place and put every file back if one fails), C(units) (one systemctl show).
-  - Check mode and --diff for every step; C(secrets) and every user's C(password) are masked in every
+  - >-
+    Check mode and --diff for every step; C(secrets) and every user's C(password) are masked in every
     diff and message.
-  - C(tags) on a section or a file entry limit it to runs whose C(run_tags)/C(skip_tags) select it
-    (pass C(ansible_run_tags) and C(ansible_skip_tags)): C(--tags ssh) applies only what is tagged ssh.
+  - >-
+    C(tags) on a section or a file entry limit it to runs whose C(run_tags)/C(skip_tags) name it
+    (pass C(ansible_run_tags) and C(ansible_skip_tags)), so C(--tags ssh) applies only what is tagged ssh;
+    a broader tag (the role's, the play's) applies everything.
 options:
   packages:
     description: "C(names) (Debian packages), C(update_cache) (bool), C(tags)."

@@ -7,7 +7,7 @@ module: provnet_meeting
 short_description: Start, operate and end a video-conference meeting on the province's bridge
 description:
   - Calls provnet.vc.meeting, the code behind C(provnet vc meeting), in the controller's own
-    process (an action plugin): the bridge is reached through its API from the management station.
+    process (an action plugin); the bridge is reached through its API from the management station.
   - C(start) runs readiness on the template's sites, then dials them in tiers; C(status)
     returns the roll-call; C(mute), C(unmute), C(drop), C(redial) act on one site; C(end)
     hangs up everyone and closes the record; C(report) returns the record as Markdown, CSV,

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 module: provnet_units
 short_description: Enable/start or disable/stop many systemd units in one module call
 description:
-  - One task instead of one C(systemd_service) task per unit (fleet scale: task x host pairs).
+  - One task instead of one C(systemd_service) task per unit (fleet scale, task x host pairs).
   - Reads every unit's state with a single C(systemctl show), then changes only what differs.
   - Units listed in C(unneeded) are disabled and stopped when they exist and left alone when not
     (the "unneeded services" list of a baseline).
