@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 Run = Callable[[list[str]], tuple[int, str, str]]
 NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")  # Debian policy 5.6.1
@@ -54,3 +55,8 @@ def ensure(run: Run, names: list[str], update_cache: bool, check: bool) -> list[
                            f"to install them (exit {rc}): {_tail(out, err)} (a node without apt sources, as "
                            "every lab node, needs them in its image: provnet/lab/image.py PACKAGES)")
     return todo
+
+
+def module_runner(module: Any) -> Run:
+    """An AnsibleModule's run_command with the program found on the node's PATH (dpkg-query, apt-get)."""
+    return lambda cmd: module.run_command([module.get_bin_path(cmd[0], required=True), *cmd[1:]])

@@ -101,7 +101,7 @@ from ansible.module_utils.provnet_accounts import AccountError
 from ansible.module_utils.provnet_accounts import converge as accounts_converge
 from ansible.module_utils.provnet_fileset import KEYS, FileError, apply, check, on_change
 from ansible.module_utils.provnet_lines import as_files
-from ansible.module_utils.provnet_packageset import APT_ENV, PackageError, ensure
+from ansible.module_utils.provnet_packageset import APT_ENV, PackageError, ensure, module_runner
 from ansible.module_utils.provnet_unitset import UnitError
 from ansible.module_utils.provnet_unitset import converge as units_converge
 
@@ -190,9 +190,8 @@ def main() -> None:
     try:
         pk = p["packages"]
         if pk and pk["names"] and pick(pk["tags"]):
-            result["missing"] = ensure(
-                lambda c: module.run_command([module.get_bin_path(c[0], required=True), *c[1:]]),
-                list(dict.fromkeys(pk["names"])), pk["update_cache"], check_mode)
+            result["missing"] = ensure(module_runner(module), list(dict.fromkeys(pk["names"])), pk["update_cache"],
+                                       check_mode)
             if result["missing"]:
                 diffs.append({"before_header": "installed packages", "after_header": "installed packages",
                               "before": "", "after": "".join(f"{n}\n" for n in result["missing"])})

@@ -35,7 +35,7 @@ missing:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.provnet_packageset import APT_ENV, PackageError, ensure, missing  # noqa: F401
+from ansible.module_utils.provnet_packageset import APT_ENV, PackageError, ensure, missing, module_runner  # noqa: F401
 
 
 def main() -> None:
@@ -46,11 +46,8 @@ def main() -> None:
     module.run_command_environ_update = APT_ENV
     names = list(dict.fromkeys(module.params["names"]))
 
-    def run(cmd: list[str]) -> tuple[int, str, str]:
-        return module.run_command([module.get_bin_path(cmd[0], required=True), *cmd[1:]])
-
     try:
-        todo = ensure(run, names, module.params["update_cache"], module.check_mode)
+        todo = ensure(module_runner(module), names, module.params["update_cache"], module.check_mode)
     except PackageError as exc:
         module.fail_json(msg=str(exc), missing=[])
     result = {"changed": bool(todo), "missing": todo}

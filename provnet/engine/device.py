@@ -198,6 +198,12 @@ def _cut_off(ctx: Context, pr: PlatformResult, exc: BaseException, armed: int) -
                         f"the device restores its previous config within {armed} s by itself")
 
 
+def _failed_armed(ctx: Context, pr: PlatformResult, exc: BaseException, armed: int | None) -> None:
+    """A platform that failed; if its revert was armed, whatever was applied reverts by itself."""
+    pr.status, pr.error = "failed", ctx.mask(_reason(exc) + (
+        f" (whatever was applied reverts by itself within {armed} s: the revert was armed)" if armed else ""))
+
+
 def _confirm_afresh(ctx: Context, pending: list[tuple[PlatformResult, Any, str, int]]) -> None:
     """Confirm the device's commits whose drivers confirm on a fresh connection: one new connection per
     address (``open_fresh``), opened after the last commit, so it is newer than every change; a driver
@@ -217,8 +223,7 @@ def _confirm_afresh(ctx: Context, pending: list[tuple[PlatformResult, Any, str, 
             continue
         except Exception as exc:  # noqa: BLE001
             for pr, _, _, armed in items:
-                pr.status, pr.error = "failed", ctx.mask(
-                    f"{_reason(exc)} (whatever was applied reverts by itself within {armed} s: the revert was armed)")
+                _failed_armed(ctx, pr, exc, armed)
             continue
         try:
             for pr, drv, _, armed in items:
@@ -228,8 +233,7 @@ def _confirm_afresh(ctx: Context, pending: list[tuple[PlatformResult, Any, str, 
                 except ConnectError as exc:
                     _cut_off(ctx, pr, exc, armed)
                 except Exception as exc:  # noqa: BLE001 - vendor libraries raise their own; never escape
-                    pr.status, pr.error = "failed", ctx.mask(
-                        f"{_reason(exc)} (whatever was applied reverts by itself within {armed} s: the revert was armed)")
+                    _failed_armed(ctx, pr, exc, armed)
         finally:
             if fresh is not None:
                 try:
@@ -338,8 +342,7 @@ def converge(ctx: Context, hostname: str, *, commit: bool = False, revert_in: in
                     pr.note = f"committed without revert_in: {pr.platform} has no commit-confirm"
                 pr.status = "changed"
             except Exception as exc:  # noqa: BLE001 - vendor libraries raise their own; never escape
-                pr.status, pr.error = "failed", ctx.mask(_reason(exc) + (
-                    f" (whatever was applied reverts by itself within {armed} s: the revert was armed)" if armed else ""))
+                _failed_armed(ctx, pr, exc, armed)
                 failed = pr.platform
         _confirm_afresh(ctx, unconfirmed)
     finally:

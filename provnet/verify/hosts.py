@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import testinfra
@@ -67,3 +69,12 @@ def tcp_probes(h: Any, targets: list[tuple[str, int]], source: str | None = None
 def tcp_probe(h: Any, address: str, port: int, source: str | None = None) -> str:
     """open | refused | dropped — one real TCP connection attempt from the node ``h``."""
     return tcp_probes(h, [(address, port)], source)[0]
+
+
+def dc_probes(other: Callable[[str], Any], m: Any, address: str) -> tuple[str, str]:
+    """SIP toward ``address`` from the registrar (must pass) and from the SOC (must be dropped), from the two
+    hosts at once: the drop's timeout is paid once."""
+    with ThreadPoolExecutor(2) as pool:
+        registrar = pool.submit(tcp_probe, other(m.services["sip_registrar"]), address, m.sip_port)
+        soc = tcp_probe(other(m.services["syslog"]), address, m.sip_port)
+        return registrar.result(), soc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from provnet import model, render
 from provnet.verify.plugin import expect
 
-from provnet.verify.hosts import tcp_probe, tcp_probes
+from provnet.verify.hosts import dc_probes, tcp_probes
 
 pytestmark = pytest.mark.roles("ce")
 
@@ -48,9 +47,6 @@ def test_dc_reaches_the_endpoint_only_from_registrar_and_bridge(dev: model.Devic
     if endpoint is None:
         pytest.skip("no endpoint")
     ep_addr = str(endpoint.interfaces[0].address.ip)
-    with ThreadPoolExecutor(2) as pool:  # from two hosts at once: the drop's timeout is paid once
-        registrar_probe = pool.submit(tcp_probe, other(m.services["sip_registrar"]), ep_addr, m.sip_port)
-        from_soc = tcp_probe(other(m.services["syslog"]), ep_addr, m.sip_port)
-        from_registrar = registrar_probe.result()
+    from_registrar, from_soc = dc_probes(other, m, ep_addr)
     expect(from_registrar in ("open", "refused") and from_soc == "dropped", f"DC → {endpoint.hostname} SIP",
            "registrar passes, SOC dropped", f"registrar {from_registrar}, SOC {from_soc}")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from provnet import model
-from provnet.verify.hosts import root_run, tcp_probe, tcp_probes
+from provnet.verify.hosts import root_run, dc_probes, tcp_probes
 from provnet.verify.plugin import expect
 
 pytestmark = [pytest.mark.roles("endpoint"), pytest.mark.levels("province")]
@@ -40,9 +39,6 @@ def test_the_hall_reaches_dc_services_and_nothing_else(dev: model.Device, m: mod
 def test_the_dc_reaches_the_hall_only_from_registrar_and_bridge(dev: model.Device, m: model.Model,
                                                                other: Any) -> None:
     ep_addr = str(dev.data_address)
-    with ThreadPoolExecutor(2) as pool:  # from two hosts at once: the drop's timeout is paid once
-        registrar_probe = pool.submit(tcp_probe, other(m.services["sip_registrar"]), ep_addr, m.sip_port)
-        from_soc = tcp_probe(other(m.services["syslog"]), ep_addr, m.sip_port)
-        from_registrar = registrar_probe.result()
+    from_registrar, from_soc = dc_probes(other, m, ep_addr)
     expect(from_registrar in ("open", "refused") and from_soc == "dropped", f"DC → {dev.hostname} SIP",
            "registrar passes, SOC dropped", f"registrar {from_registrar}, SOC {from_soc}")

@@ -60,3 +60,19 @@ def test_a_program_that_prints_nothing_reads_as_dropped() -> None:
             return SimpleNamespace(rc=0 if command == "id -u" else 124, stdout="0\n" if command == "id -u" else "",
                                    stderr="")
     assert hosts.tcp_probes(Silent(), [("198.18.9.10", 5060), ("198.18.9.10", 22)]) == ["dropped", "dropped"]
+
+
+def test_the_dc_probes_go_from_the_registrar_and_the_soc() -> None:
+    asked: list[str] = []
+
+    class Silent:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def run(self, command: str) -> Any:
+            if command != "id -u":
+                asked.append(self.name)
+            return SimpleNamespace(rc=0, stdout="0\n" if command == "id -u" else "", stderr="")
+    m = SimpleNamespace(services={"sip_registrar": "dc-sip", "syslog": "dc-soc"}, sip_port=5060)
+    assert hosts.dc_probes(Silent, m, "198.18.64.2") == ("dropped", "dropped")
+    assert sorted(asked) == ["dc-sip", "dc-soc"]
